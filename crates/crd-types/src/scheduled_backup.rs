@@ -1,0 +1,327 @@
+//! `ScheduledBackup`: a backup or restore procedure, rendered from a template plus variables and Secrets into
+//! helper ConfigMaps/Secrets and, when `spec.cronJob.enabled`, a CronJob.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::common::{ChildReference, JobHealthStatus, Operation, conditions_schema};
+
+/// A backup or restore procedure, optionally scheduled as a CronJob.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "riotkit.org",
+    version = "v1alpha1",
+    doc = "A backup or restore procedure rendered into helper ConfigMaps/Secrets and, when enabled, a CronJob.",
+    kind = "ScheduledBackup",
+    namespaced,
+    status = "ScheduledBackupStatus",
+    shortname = "sb",
+    category = "backups",
+    printcolumn(
+        name = "Schedule",
+        type_ = "string",
+        json_path = ".spec.cronJob.scheduleEvery"
+    ),
+    printcolumn(name = "Operation", type_ = "string", json_path = ".spec.operation"),
+    printcolumn(
+        name = "Template",
+        type_ = "string",
+        json_path = ".spec.templateRef.name"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Last Success",
+        type_ = "date",
+        json_path = ".status.lastSuccessfulTime"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[cfg_attr(test, kube(cel))]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledBackupSpec {
+    /// The operation that gets a CronJob when `cronJob.enabled` (both operations always get helper objects).
+    pub operation: Operation,
+
+    /// Scheduling. With `enabled: false` the ScheduledBackup only serves RequestedBackupActions.
+    #[serde(default)]
+    pub cron_job: CronJobSpec,
+
+    /// Server-side collection id. Injected as `Repository.collectionId` when `vars` does not set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_id: Option<String>,
+
+    /// Which procedure template to render.
+    pub template_ref: TemplateRef,
+
+    /// The Secret holding the GPG key pair (public key for backups, private key for restores).
+    pub gpg_key_secret_ref: GpgKeySecretRef,
+
+    /// The Secret holding the Backup Repository access token (JWT).
+    pub token_secret_ref: TokenSecretRef,
+
+    /// Optional Secret whose keys (dotted paths such as `Params.password`) override `vars`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vars_secret_ref: Option<VarsSecretRef>,
+
+    /// Template variables: a YAML document with top-level maps `Params`, `Repository` and `HelmValues`.
+    #[serde(default)]
+    pub vars: String,
+}
+
+/// Scheduling of the ScheduledBackup's CronJob.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!self.enabled || (has(self.scheduleEvery) && self.scheduleEvery != '')").message("spec.cronJob.scheduleEvery is required when spec.cronJob.enabled is true: set a 5-field cron expression such as \"0 2 * * *\""))]
+#[x_kube(validation = Rule::new("!has(self.scheduleEvery) || !(self.scheduleEvery.startsWith('CRON_TZ=') || self.scheduleEvery.startsWith('TZ='))").message("spec.cronJob.scheduleEvery must not start with CRON_TZ= or TZ= (Kubernetes rejects it): put the zone in spec.cronJob.timeZone"))]
+#[serde(rename_all = "camelCase")]
+pub struct CronJobSpec {
+    /// Create a CronJob for `spec.operation`.
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// Cron expression (Kubernetes syntax: 5 fields or `@daily`-style macros).
+    #[serde(default = "default_schedule", skip_serializing_if = "Option::is_none")]
+    pub schedule_every: Option<String>,
+
+    /// IANA time zone of the schedule (e.g. `Europe/Berlin`); the controller's zone (UTC) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+
+    /// Suspend future runs without deleting the CronJob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+
+    /// What to do when a run is still going at the next tick. Default `Forbid`: two uploads to one collection
+    /// at once are refused by the Backup Repository server anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_policy: Option<ConcurrencyPolicy>,
+
+    /// Finished successful Jobs to keep (Kubernetes default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successful_jobs_history_limit: Option<i32>,
+
+    /// Finished failed Jobs to keep (Kubernetes default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_jobs_history_limit: Option<i32>,
+}
+
+/// The original's CRD default: every night at 02:00.
+pub const DEFAULT_SCHEDULE: &str = "00 02 * * *";
+
+fn default_schedule() -> Option<String> {
+    Some(DEFAULT_SCHEDULE.to_string())
+}
+
+impl Default for CronJobSpec {
+    fn default() -> Self {
+        CronJobSpec {
+            enabled: false,
+            schedule_every: default_schedule(),
+            time_zone: None,
+            suspend: None,
+            concurrency_policy: None,
+            successful_jobs_history_limit: None,
+            failed_jobs_history_limit: None,
+        }
+    }
+}
+
+/// CronJob concurrency policy.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum ConcurrencyPolicy {
+    /// Runs may overlap.
+    Allow,
+    /// Skip a tick while a run is active (the default).
+    #[default]
+    Forbid,
+    /// Cancel the running Job and start a new one.
+    Replace,
+}
+
+impl ConcurrencyPolicy {
+    /// The Kubernetes value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConcurrencyPolicy::Allow => "Allow",
+            ConcurrencyPolicy::Forbid => "Forbid",
+            ConcurrencyPolicy::Replace => "Replace",
+        }
+    }
+}
+
+/// Reference to a procedure template.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.name != ''").message("spec.templateRef.name must not be empty: name a ClusterBackupProcedureTemplate or a built-in template such as pg15"))]
+#[x_kube(validation = Rule::new("self.kind in ['internal', 'ClusterBackupProcedureTemplate']").message("spec.templateRef.kind must be 'internal' (a built-in template) or 'ClusterBackupProcedureTemplate'"))]
+pub struct TemplateRef {
+    /// Template name: a ClusterBackupProcedureTemplate's name, or a built-in one (`pg15`, `mysql-dump`, `tar`, ...).
+    pub name: String,
+    /// `internal` or `ClusterBackupProcedureTemplate`. Kept a string (not an enum) so that an object stored before
+    /// validation existed still deserialises and gets a clear status condition instead of breaking the watch.
+    pub kind: String,
+}
+
+/// Parsed `templateRef.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemplateKind {
+    /// A template built into the controller.
+    Internal,
+    /// A cluster-scoped ClusterBackupProcedureTemplate.
+    ClusterBackupProcedureTemplate,
+}
+
+impl TemplateRef {
+    /// The kind, or an error message naming the field and the accepted values.
+    pub fn template_kind(&self) -> Result<TemplateKind, String> {
+        match self.kind.as_str() {
+            "internal" => Ok(TemplateKind::Internal),
+            "ClusterBackupProcedureTemplate" => Ok(TemplateKind::ClusterBackupProcedureTemplate),
+            other => Err(format!(
+                "spec.templateRef.kind {other:?} is not a template kind: use 'internal' for a built-in template or 'ClusterBackupProcedureTemplate'"
+            )),
+        }
+    }
+}
+
+/// Where the GPG key pair lives. Every data-key name falls back to the original's default when empty.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.secretName != ''").message("spec.gpgKeySecretRef.secretName must not be empty"))]
+#[x_kube(validation = Rule::new("!self.createIfNotExists || (has(self.email) && self.email != '')").message("spec.gpgKeySecretRef.email is required when createIfNotExists is true: it becomes the key's user id"))]
+#[serde(rename_all = "camelCase")]
+pub struct GpgKeySecretRef {
+    /// Secret name, in the ScheduledBackup's namespace.
+    pub secret_name: String,
+    /// Data key of the armored public key (default `key.pub`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub public_key: String,
+    /// Data key of the armored private key (default `key`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub private_key: String,
+    /// Data key of the key's passphrase (default `passphrase`; generated keys have an empty one).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub passphrase_key: String,
+    /// User id e-mail of a generated key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Generate the key pair when the Secret does not exist (an existing Secret is never modified).
+    #[serde(default)]
+    pub create_if_not_exists: bool,
+    /// Algorithm of a generated key (default `ed25519`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<KeyAlgorithm>,
+}
+
+impl GpgKeySecretRef {
+    /// Data key of the private key, with the original's fallback.
+    pub fn private_key_name(&self) -> &str {
+        non_empty_or(&self.private_key, "key")
+    }
+    /// Data key of the public key, with the original's fallback.
+    pub fn public_key_name(&self) -> &str {
+        non_empty_or(&self.public_key, "key.pub")
+    }
+    /// Data key of the passphrase, with the original's fallback.
+    pub fn passphrase_key_name(&self) -> &str {
+        non_empty_or(&self.passphrase_key, "passphrase")
+    }
+}
+
+fn non_empty_or<'a>(value: &'a str, fallback: &'a str) -> &'a str {
+    if value.is_empty() { fallback } else { value }
+}
+
+/// Key algorithm of generated keys.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyAlgorithm {
+    /// Ed25519 signing key plus Curve25519 encryption subkey (GnuPG 2.2+), what the original generated.
+    #[default]
+    Ed25519,
+    /// RSA-4096 primary key and subkey (slow to generate; for consumers without ECC support).
+    Rsa4096,
+}
+
+impl KeyAlgorithm {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Ed25519 => "ed25519",
+            KeyAlgorithm::Rsa4096 => "rsa4096",
+        }
+    }
+}
+
+/// Where the Backup Repository access token lives.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.secretName != ''").message("spec.tokenSecretRef.secretName must not be empty"))]
+#[serde(rename_all = "camelCase")]
+pub struct TokenSecretRef {
+    /// Secret name, in the ScheduledBackup's namespace.
+    pub secret_name: String,
+    /// Data key holding the token (default `token`).
+    #[serde(default = "default_token_key")]
+    pub token_key: String,
+}
+
+fn default_token_key() -> String {
+    "token".to_string()
+}
+
+/// A Secret whose keys are merged into `vars`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VarsSecretRef {
+    /// Secret name; empty means "no vars Secret" (the original accepted `{}`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret_name: String,
+    /// Import only these keys (exact match). Empty imports every key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub import_only_keys: Vec<String>,
+}
+
+/// Observed state of a ScheduledBackup.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledBackupStatus {
+    /// `Ready` (summary), `TemplateRendered`, `ChildrenApplied`, `LastRunSucceeded`, and `GPGKeyReady`
+    /// (owned by gpg-keygen).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Generation the scheduled-controller last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Children this ScheduledBackup owns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owned_references: Vec<ChildReference>,
+    /// Health of the CronJob's most recent Jobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children_resources_health: Vec<JobHealthStatus>,
+    /// Ready and the most recent run did not fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
+    /// Hash of the spec the children were rendered from (kept for compatibility with the original).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_spec_hash: Option<String>,
+    /// When the CronJob last scheduled a Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// When a run last finished successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+    /// When a run last failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed_time: Option<Time>,
+}
