@@ -7,6 +7,9 @@
 //! Shared constants (group, labels, condition types and reasons, field managers) live in [`constants`],
 //! and the condition helpers every controller uses in [`conditions`].
 
+// kube-derive printcolumn(...) lists repeat `type_ = "string"`, which clippy mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod common;
 pub mod conditions;
 pub mod constants;

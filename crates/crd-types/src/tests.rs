@@ -27,10 +27,10 @@ fn strict_schema(
         let Some(object) = schema.as_object_mut() else {
             return;
         };
-        if object.remove("nullable") == Some(Value::Bool(true)) {
-            if let Some(Value::String(t)) = object.get("type").cloned() {
-                object.insert("type".into(), json!([t, "null"]));
-            }
+        if object.remove("nullable") == Some(Value::Bool(true))
+            && let Some(Value::String(t)) = object.get("type").cloned()
+        {
+            object.insert("type".into(), json!([t, "null"]));
         }
         if object.contains_key("properties") && !object.contains_key("additionalProperties") {
             object.insert("additionalProperties".into(), Value::Bool(false));
