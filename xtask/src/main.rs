@@ -1,5 +1,7 @@
 //! Project automation. `cargo xtask gen-crds [--check]` writes `crds/*.yaml` (and the Helm chart's copy)
-//! from the Rust types in `crd-types`.
+//! and the API reference `docs/api.md` from the Rust types in `crd-types`.
+
+mod api_docs;
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +65,8 @@ fn gen_crds(root: &Path, check: bool) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let mut stale = Vec::new();
+    let docs = api_docs::render(&crd_types::all_crds());
+    sync_file(root, &root.join("docs/api.md"), &docs, check, &mut stale)?;
     for dir in crd_dirs(root) {
         if !check {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -92,9 +96,34 @@ fn gen_crds(root: &Path, check: bool) -> anyhow::Result<()> {
     }
     if !stale.is_empty() {
         bail!(
-            "generated CRDs differ from the Rust types in {}: run `cargo xtask gen-crds` and commit",
+            "generated files differ from the Rust types in crates/crd-types: {} (run `cargo xtask gen-crds` and commit)",
             stale.join(", ")
         );
+    }
+    Ok(())
+}
+
+/// Writes `content` to `path` when it differs; with `check`, records the path as stale instead.
+fn sync_file(
+    root: &Path,
+    path: &Path,
+    content: &str,
+    check: bool,
+    stale: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let shown = path
+        .strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string();
+    if std::fs::read_to_string(path).unwrap_or_default() == content {
+        return Ok(());
+    }
+    if check {
+        stale.push(shown);
+    } else {
+        std::fs::write(path, content).with_context(|| format!("writing {shown}"))?;
+        println!("wrote {shown}");
     }
     Ok(())
 }
