@@ -1,0 +1,659 @@
+//! HTTP: URL routing, query parsing, and one handler per verb.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, Full, combinators::UnsyncBoxBody};
+use serde_json::{Value, json};
+
+use crate::ResourceInfo;
+use crate::errors::ApiError;
+use crate::patch::{self, PatchKind};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::store::{DeleteOptions, ObjKey, Store, Target, Verb, WriteRecord};
+use crate::watch::{self, WatchRequest};
+
+/// The response body type: full JSON documents, or a streamed watch.
+pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// What a URL addresses.
+enum Route {
+    /// A discovery document, answered as is.
+    Document(Value),
+    /// A collection; `namespace` is `None` for all namespaces (or cluster-scoped types).
+    Collection {
+        res: ResourceInfo,
+        namespace: Option<String>,
+    },
+    /// One object, or its status subresource.
+    Object {
+        res: ResourceInfo,
+        namespace: String,
+        name: String,
+        status: bool,
+    },
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses `a=b&c=d` (kube sends a leading `&`).
+pub(crate) fn parse_query(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn route(store: &Store, path: &str) -> Result<Route, ApiError> {
+    let reg = &store.registry;
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["version"] => {
+            return Ok(Route::Document(json!({
+                "major": "1", "minor": "33", "gitVersion": "v1.33.0-fake", "platform": "linux/amd64"
+            })));
+        }
+        ["api"] => return Ok(Route::Document(reg.core_versions())),
+        ["apis"] => return Ok(Route::Document(reg.group_list())),
+        ["apis", g] => {
+            return reg
+                .group(g)
+                .map(Route::Document)
+                .ok_or_else(ApiError::no_route);
+        }
+        ["api", v] => {
+            return reg
+                .resource_list("", v)
+                .map(Route::Document)
+                .ok_or_else(ApiError::no_route);
+        }
+        ["apis", g, v] => {
+            return reg
+                .resource_list(g, v)
+                .map(Route::Document)
+                .ok_or_else(ApiError::no_route);
+        }
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(ApiError::no_route()),
+    };
+    let lookup = |plural: &str| {
+        reg.by_path(group, version, plural)
+            .cloned()
+            .ok_or_else(ApiError::no_route)
+    };
+    let object = |res: ResourceInfo, namespace: &str, name: &str, status: bool| {
+        if status && !res.has_status {
+            return Err(ApiError::no_route());
+        }
+        Ok(Route::Object {
+            res,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            status,
+        })
+    };
+    match rest {
+        // `namespaces/{name}/status` is the Namespace's own status, not a collection.
+        ["namespaces", name, "status"] if group.is_empty() => {
+            object(lookup("namespaces")?, "", name, true)
+        }
+        ["namespaces", ns, plural] => {
+            let res = lookup(plural)?;
+            if !res.namespaced {
+                return Err(ApiError::no_route());
+            }
+            Ok(Route::Collection {
+                res,
+                namespace: Some((*ns).to_owned()),
+            })
+        }
+        ["namespaces", ns, plural, name] => {
+            let res = lookup(plural)?;
+            if !res.namespaced {
+                return Err(ApiError::no_route());
+            }
+            object(res, ns, name, false)
+        }
+        ["namespaces", ns, plural, name, "status"] => {
+            let res = lookup(plural)?;
+            if !res.namespaced {
+                return Err(ApiError::no_route());
+            }
+            object(res, ns, name, true)
+        }
+        [plural] => Ok(Route::Collection {
+            res: lookup(plural)?,
+            namespace: None,
+        }),
+        [plural, name] => {
+            let res = lookup(plural)?;
+            if res.namespaced {
+                return Err(ApiError::no_route());
+            }
+            object(res, "", name, false)
+        }
+        [plural, name, "status"] => {
+            let res = lookup(plural)?;
+            if res.namespaced {
+                return Err(ApiError::no_route());
+            }
+            object(res, "", name, true)
+        }
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+fn json_response(code: u16, body: &Value) -> Response<ResponseBody> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(bytes)).boxed_unsync())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed_unsync()))
+}
+
+pub(crate) fn error_response(err: &ApiError) -> Response<ResponseBody> {
+    json_response(err.code, &err.to_status())
+}
+
+fn truthy(q: &HashMap<String, String>, key: &str) -> bool {
+    q.get(key).is_some_and(|v| v == "true" || v == "1")
+}
+
+fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))
+        .map_err(ApiError::bad_request)?;
+    Ok((labels, fields))
+}
+
+fn parse_body(body: &[u8], yaml_allowed: bool) -> Result<Value, ApiError> {
+    match serde_json::from_slice(body) {
+        Ok(v) => Ok(v),
+        Err(json_err) if yaml_allowed => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::bad_request("body is not UTF-8".to_owned()))?;
+            serde_saphyr::from_str(text).map_err(|yaml_err| {
+                ApiError::bad_request(format!(
+                    "body is neither JSON ({json_err}) nor YAML ({yaml_err})"
+                ))
+            })
+        }
+        Err(e) => Err(ApiError::bad_request(format!("body is not JSON: {e}"))),
+    }
+}
+
+/// The parts of a request the handlers need, with the body already collected.
+pub(crate) struct Incoming {
+    method: Method,
+    path: String,
+    query: HashMap<String, String>,
+    content_type: String,
+    user_agent: String,
+    body: Bytes,
+}
+
+impl Incoming {
+    /// Collects the body of a kube request.
+    pub(crate) async fn read<B>(req: Request<B>) -> Result<Self, ApiError>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: std::fmt::Display,
+    {
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?
+            .to_bytes();
+        let header = |name: header::HeaderName| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        Ok(Self {
+            method: parts.method.clone(),
+            path: parts.uri.path().to_owned(),
+            query: parse_query(parts.uri.query().unwrap_or("")),
+            content_type: header(header::CONTENT_TYPE),
+            user_agent: header(header::USER_AGENT),
+            body,
+        })
+    }
+
+    /// `fieldManager`, or the user agent's product name as the apiserver derives it.
+    fn manager(&self) -> String {
+        self.query
+            .get("fieldManager")
+            .cloned()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| {
+                let ua = self.user_agent.split('/').next().unwrap_or("").trim();
+                if ua.is_empty() {
+                    "unknown".to_owned()
+                } else {
+                    ua.to_owned()
+                }
+            })
+    }
+}
+
+/// Answers one request.
+pub(crate) fn handle(store: &Mutex<Store>, req: Incoming) -> Response<ResponseBody> {
+    let route = {
+        let guard = store.lock().unwrap_or_else(|p| p.into_inner());
+        route(&guard, &req.path)
+    };
+    let result = match route {
+        Err(e) => Err(e),
+        Ok(Route::Document(doc)) if req.method == Method::GET => Ok(json_response(200, &doc)),
+        Ok(Route::Document(_)) => Err(ApiError::method_not_allowed(format!(
+            "{} is not supported on discovery documents",
+            req.method
+        ))),
+        Ok(Route::Collection { res, namespace }) => collection(store, &req, res, namespace),
+        Ok(Route::Object {
+            res,
+            namespace,
+            name,
+            status,
+        }) => object(store, &req, res, &namespace, &name, status),
+    };
+    result.unwrap_or_else(|e| error_response(&e))
+}
+
+fn list_json(
+    res: &ResourceInfo,
+    items: Vec<Value>,
+    rv: u64,
+    continue_token: Option<String>,
+) -> Value {
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if let Some(token) = continue_token {
+        metadata["continue"] = json!(token);
+    }
+    json!({
+        "kind": format!("{}List", res.kind),
+        "apiVersion": res.api_version(),
+        "metadata": metadata,
+        "items": items,
+    })
+}
+
+fn collection(
+    store: &Mutex<Store>,
+    req: &Incoming,
+    res: ResourceInfo,
+    namespace: Option<String>,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let q = &req.query;
+    match req.method {
+        Method::GET if truthy(q, "watch") => {
+            let (labels, fields) = selectors(q)?;
+            let since = match q.get("resourceVersion").map(String::as_str) {
+                None | Some("") | Some("0") => None,
+                Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
+                })?),
+            };
+            let timeout = q
+                .get("timeoutSeconds")
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(1800);
+            let body = watch::start(
+                store,
+                WatchRequest {
+                    res,
+                    namespace,
+                    labels,
+                    fields,
+                    since,
+                    bookmarks: truthy(q, "allowWatchBookmarks"),
+                    send_initial_events: truthy(q, "sendInitialEvents"),
+                    timeout: Duration::from_secs(timeout),
+                },
+            );
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?)
+        }
+        Method::GET => {
+            let (labels, fields) = selectors(q)?;
+            let limit = q
+                .get("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|l| *l > 0);
+            // Continue token: "<list resourceVersion>/<namespace>/<name>" of the last item sent.
+            let after = q.get("continue").filter(|c| !c.is_empty()).map(|c| {
+                let mut parts = c.splitn(3, '/');
+                let rv = parts.next().and_then(|r| r.parse::<u64>().ok());
+                let ns = parts.next().unwrap_or("").to_owned();
+                let name = parts.next().unwrap_or("").to_owned();
+                (rv, ns, name)
+            });
+            let guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            let list_rv = match &after {
+                Some((Some(rv), _, _)) => *rv,
+                Some((None, _, _)) => {
+                    return Err(ApiError::bad_request("invalid continue token".to_owned()));
+                }
+                None => guard.resource_version(),
+            };
+            let mut matching = guard
+                .list(&res, namespace.as_deref())
+                .filter(|(k, _)| {
+                    after
+                        .as_ref()
+                        .is_none_or(|(_, ns, name)| (&k.namespace, &k.name) > (ns, name))
+                })
+                .filter(|(_, v)| labels.matches(v) && fields.matches(v));
+            let mut items = Vec::new();
+            let mut last: Option<&ObjKey> = None;
+            for (k, v) in matching.by_ref() {
+                if limit.is_some_and(|l| items.len() >= l) {
+                    break;
+                }
+                items.push(v.clone());
+                last = Some(k);
+            }
+            let more = limit.is_some_and(|l| items.len() >= l) && matching.next().is_some();
+            let token = match (more, last) {
+                (true, Some(k)) => Some(format!("{list_rv}/{}/{}", k.namespace, k.name)),
+                _ => None,
+            };
+            Ok(json_response(200, &list_json(&res, items, list_rv, token)))
+        }
+        Method::POST => {
+            let ns = namespace.unwrap_or_default();
+            let body = parse_body(&req.body, false)?;
+            let manager = req.manager();
+            let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            let before = guard.resource_version();
+            let result = guard.create(&res, &ns, body, Some(&manager), false);
+            let name = result
+                .as_ref()
+                .ok()
+                .and_then(|v| v["metadata"]["name"].as_str())
+                .unwrap_or("")
+                .to_owned();
+            count(
+                &mut guard,
+                &res,
+                false,
+                Verb::Create,
+                &ns,
+                &name,
+                &result,
+                before,
+            );
+            Ok(json_response(201, &result?))
+        }
+        Method::DELETE => {
+            let (labels, fields) = selectors(q)?;
+            let opts = delete_options(req)?;
+            let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            let before = guard.resource_version();
+            let keys: Vec<ObjKey> = guard
+                .list(&res, namespace.as_deref())
+                .filter(|(_, v)| labels.matches(v) && fields.matches(v))
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut deleted = Vec::new();
+            for key in keys {
+                if let Ok(v) = guard.delete(&res, &key, &opts) {
+                    deleted.push(v);
+                }
+            }
+            let rv = guard.resource_version();
+            let ok: Result<(), ApiError> = Ok(());
+            let ns = namespace.unwrap_or_default();
+            count(&mut guard, &res, false, Verb::Delete, &ns, "", &ok, before);
+            Ok(json_response(200, &list_json(&res, deleted, rv, None)))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{} is not supported on a collection",
+            req.method
+        ))),
+    }
+}
+
+fn delete_options(req: &Incoming) -> Result<DeleteOptions, ApiError> {
+    let body: Value = if req.body.is_empty() {
+        Value::Null
+    } else {
+        parse_body(&req.body, false)?
+    };
+    let policy = body["propagationPolicy"]
+        .as_str()
+        .or(req.query.get("propagationPolicy").map(String::as_str))
+        .unwrap_or("Background");
+    Ok(DeleteOptions {
+        orphan: policy == "Orphan" || body["orphanDependents"] == true,
+        precondition_uid: body["preconditions"]["uid"].as_str().map(str::to_owned),
+        precondition_rv: body["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_owned),
+    })
+}
+
+#[allow(clippy::too_many_arguments)] // a write record has this many facts
+fn count<T>(
+    store: &mut Store,
+    res: &ResourceInfo,
+    status: bool,
+    verb: Verb,
+    namespace: &str,
+    name: &str,
+    result: &Result<T, ApiError>,
+    rv_before: u64,
+) {
+    let resource = if status {
+        format!("{}/status", res.plural)
+    } else {
+        res.plural.clone()
+    };
+    let code = match (result, verb) {
+        (Err(e), _) => e.code,
+        (Ok(_), Verb::Create) => 201,
+        (Ok(_), _) => 200,
+    };
+    store.count(WriteRecord {
+        resource,
+        verb,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        code,
+        changed: store.resource_version() != rv_before,
+    });
+}
+
+fn object(
+    store: &Mutex<Store>,
+    req: &Incoming,
+    res: ResourceInfo,
+    namespace: &str,
+    name: &str,
+    status: bool,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let key = ObjKey::new(&res, namespace, name);
+    let target = if status { Target::Status } else { Target::Main };
+    let manager = req.manager();
+    match req.method {
+        Method::GET => {
+            let guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            let obj = guard
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(&res.plural, name))?;
+            Ok(json_response(200, &obj))
+        }
+        Method::PUT => {
+            let body = parse_body(&req.body, false)?;
+            let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            let before = guard.resource_version();
+            let result = guard.update(&res, &key, body, target, Some(&manager));
+            count(
+                &mut guard,
+                &res,
+                status,
+                Verb::Update,
+                namespace,
+                name,
+                &result,
+                before,
+            );
+            Ok(json_response(200, &result?))
+        }
+        Method::DELETE if !status => {
+            let opts = delete_options(req)?;
+            let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            let before = guard.resource_version();
+            let result = guard.delete(&res, &key, &opts);
+            count(
+                &mut guard,
+                &res,
+                false,
+                Verb::Delete,
+                namespace,
+                name,
+                &result,
+                before,
+            );
+            Ok(json_response(200, &result?))
+        }
+        Method::PATCH => {
+            let kind = PatchKind::from_content_type(&req.content_type)
+                .ok_or_else(|| ApiError::unsupported_media_type(&req.content_type))?;
+            let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            let before = guard.resource_version();
+            if kind == PatchKind::Apply {
+                let result =
+                    apply_request(&mut guard, req, &res, namespace, name, target, &manager);
+                count(
+                    &mut guard,
+                    &res,
+                    status,
+                    Verb::Apply,
+                    namespace,
+                    name,
+                    &result,
+                    before,
+                );
+                let (obj, created) = result?;
+                return Ok(json_response(if created { 201 } else { 200 }, &obj));
+            }
+            let result = patch_request(&mut guard, req, kind, &res, &key, target, &manager);
+            count(
+                &mut guard,
+                &res,
+                status,
+                Verb::Patch,
+                namespace,
+                name,
+                &result,
+                before,
+            );
+            Ok(json_response(200, &result?))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{} is not supported here",
+            req.method
+        ))),
+    }
+}
+
+fn apply_request(
+    store: &mut Store,
+    req: &Incoming,
+    res: &ResourceInfo,
+    namespace: &str,
+    name: &str,
+    target: Target,
+    manager: &str,
+) -> Result<(Value, bool), ApiError> {
+    if req.query.get("fieldManager").is_none_or(String::is_empty) {
+        return Err(ApiError::bad_request(
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".to_owned(),
+        ));
+    }
+    let config = parse_body(&req.body, true)?;
+    store.apply(
+        res,
+        namespace,
+        name,
+        config,
+        target,
+        manager,
+        truthy(&req.query, "force"),
+    )
+}
+
+fn patch_request(
+    store: &mut Store,
+    req: &Incoming,
+    kind: PatchKind,
+    res: &ResourceInfo,
+    key: &ObjKey,
+    target: Target,
+    manager: &str,
+) -> Result<Value, ApiError> {
+    let mut doc = store
+        .get(key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(&res.plural, &key.name))?;
+    let applied = match kind {
+        PatchKind::Json => patch::json_patch(&mut doc, &req.body),
+        _ => patch::merge_patch(&mut doc, &req.body),
+    };
+    applied.map_err(|e| ApiError::invalid(&res.plural, &key.name, e))?;
+    store.update(res, key, doc, target, Some(manager))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing_decodes_percent_escapes_and_ignores_leading_ampersand() {
+        let q = parse_query("&labelSelector=app%3Dweb%2Ctier+in+%28a%2Cb%29&watch=true");
+        assert_eq!(q["labelSelector"], "app=web,tier in (a,b)");
+        assert_eq!(q["watch"], "true");
+    }
+}
