@@ -386,14 +386,14 @@ fn collection(
                 .filter(|(_, v)| labels.matches(v) && fields.matches(v));
             let mut items = Vec::new();
             let mut last: Option<&ObjKey> = None;
-            for (k, v) in matching.by_ref() {
-                if limit.is_some_and(|l| items.len() >= l) {
+            while limit.is_none_or(|l| items.len() < l) {
+                let Some((k, v)) = matching.next() else {
                     break;
-                }
+                };
                 items.push(v.clone());
                 last = Some(k);
             }
-            let more = limit.is_some_and(|l| items.len() >= l) && matching.next().is_some();
+            let more = limit.is_some() && matching.next().is_some();
             let token = match (more, last) {
                 (true, Some(k)) => Some(format!("{list_rv}/{}/{}", k.namespace, k.name)),
                 _ => None,
