@@ -8,6 +8,7 @@ pub mod exposition;
 pub mod health;
 pub mod leader;
 pub mod metrics;
+pub mod runtime;
 pub mod schedule;
 pub mod server;
 pub mod shutdown;

@@ -1,0 +1,107 @@
+//! The start-up sequence every controller binary shares: client, metrics registry, the /metrics /healthz
+//! /readyz server, Lease leader election, and a shutdown future that fires on SIGTERM or when the lease is lost.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use anyhow::Context as _;
+use prometheus::Registry;
+
+use crate::cli::RunArgs;
+use crate::health::Health;
+use crate::metrics::ControllerMetrics;
+
+/// A shutdown future a `kube::runtime::Controller` accepts (`graceful_shutdown_on` needs `Send + Sync`).
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>>;
+
+/// What [`run_controller`] hands to a controller's `run`.
+pub struct ControllerContext {
+    /// `--namespace`.
+    pub namespace: Option<String>,
+    /// `--concurrency`.
+    pub concurrency: u16,
+    /// The controller's reconcile metrics, registered in the served registry.
+    pub metrics: ControllerMetrics,
+    /// The served registry, for controller-specific families.
+    pub registry: Registry,
+    /// Readiness shared with `/readyz`.
+    pub health: Health,
+    /// This replica's identity (pod name), for event reporters.
+    pub instance: Option<String>,
+    /// Resolves on SIGTERM/Ctrl-C, or when leadership is lost.
+    pub shutdown: Shutdown,
+}
+
+/// Runs a controller binary: connects (KUBECONFIG or in-cluster), serves metrics and health on
+/// `--metrics-addr`, waits for the `<name>-leader` Lease when `--leader-election` is on, then runs `start` until
+/// shutdown. Losing the lease stops the controller so the process exits and restarts clean.
+pub async fn run_controller<F, Fut>(name: &'static str, args: RunArgs, start: F) -> anyhow::Result<()>
+where
+    F: FnOnce(kube::Client, ControllerContext) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client from KUBECONFIG or the in-cluster service account")?;
+    let registry = Registry::new();
+    let metrics = ControllerMetrics::new(name, &registry);
+    let health = Health::default();
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = crate::server::serve(args.metrics_addr, crate::server::router(registry.clone(), health.clone()), {
+        let mut stop = stop_rx.clone();
+        async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }
+    });
+    let server = tokio::spawn(server);
+    tokio::spawn({
+        let stop_tx = stop_tx.clone();
+        async move {
+            crate::shutdown::signal().await;
+            let _ = stop_tx.send(true);
+        }
+    });
+
+    let identity = crate::leader::default_identity();
+    if args.leader_election {
+        // A standby replica is healthy: readiness reports its role but does not fail.
+        health.set_ready(true);
+        let lease = format!("{name}-leader");
+        let election = crate::leader::LeaderElection::new(client.clone(), &args.effective_lease_namespace(), &lease, &identity);
+        let mut leading = tokio::select! {
+            acquired = election.acquire() => acquired.with_context(|| format!("leader election on Lease {lease}"))?,
+            _ = wait_stopped(stop_rx.clone()) => return Ok(()),
+        };
+        health.set_ready(false);
+        tokio::spawn({
+            let stop_tx = stop_tx.clone();
+            async move {
+                let _ = leading.wait_for(|leader| !*leader).await;
+                tracing::error!("leadership lost: stopping");
+                let _ = stop_tx.send(true);
+            }
+        });
+    }
+    health.set_leader(true);
+    metrics.set_leader(true);
+
+    let context = ControllerContext {
+        namespace: args.namespace.clone(),
+        concurrency: args.concurrency,
+        metrics: metrics.clone(),
+        registry,
+        health,
+        instance: Some(identity),
+        shutdown: Box::pin(wait_stopped(stop_rx)),
+    };
+    let result = start(client, context).await;
+    metrics.set_leader(false);
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    result
+}
+
+async fn wait_stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
