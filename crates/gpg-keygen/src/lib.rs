@@ -1,1 +1,6 @@
+//! gpg-keygen: makes sure every ScheduledBackup that asks for it has a usable GPG key Secret, and never
+//! modifies, replaces or deletes an existing one.
+//!
+//! - [`keys`]: generating and validating OpenPGP key pairs (pure).
 
+pub mod keys;
