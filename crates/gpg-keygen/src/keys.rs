@@ -58,7 +58,7 @@ impl fmt::Display for KeyPart {
 /// Why a key pair could not be generated, or why a stored pair is unusable.
 ///
 /// Messages never contain key material; they are safe for logs, Events and status conditions.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
     /// rPGP failed to generate or self-sign the key (should not happen with valid parameters).
     #[error("cannot generate a {algorithm} key pair: {detail}")]
