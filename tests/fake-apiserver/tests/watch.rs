@@ -25,16 +25,14 @@ fn describe(ev: &WatchEvent<ConfigMap>) -> String {
     }
 }
 
-async fn collect(
-    api: &Api<ConfigMap>,
-    wp: &WatchParams,
-    rv: &str,
-    n: usize,
-) -> Vec<String> {
+async fn collect(api: &Api<ConfigMap>, wp: &WatchParams, rv: &str, n: usize) -> Vec<String> {
     let stream = api.watch(wp, rv).await.unwrap();
     tokio::time::timeout(
         Duration::from_secs(5),
-        stream.map(|e| describe(&e.unwrap())).take(n).collect::<Vec<_>>(),
+        stream
+            .map(|e| describe(&e.unwrap()))
+            .take(n)
+            .collect::<Vec<_>>(),
     )
     .await
     .expect("events arrive")
@@ -45,12 +43,21 @@ async fn a_watch_opened_after_a_write_replays_it_from_the_resource_version() {
     let server = FakeApiServer::new();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
     let start = server.resource_version().to_string();
-    api.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap();
-    api.patch("a", &PatchParams::default(), &json_merge(json!({"data": {"k": "v"}})))
+    api.create(&PostParams::default(), &cm("a", json!({})))
         .await
         .unwrap();
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &json_merge(json!({"data": {"k": "v"}})),
+    )
+    .await
+    .unwrap();
     let wp = WatchParams::default().disable_bookmarks();
-    assert_eq!(collect(&api, &wp, &start, 2).await, ["ADDED a", "MODIFIED a"]);
+    assert_eq!(
+        collect(&api, &wp, &start, 2).await,
+        ["ADDED a", "MODIFIED a"]
+    );
 }
 
 fn json_merge(v: serde_json::Value) -> Patch<serde_json::Value> {
@@ -62,16 +69,23 @@ async fn live_events_follow_the_replay_without_gaps() {
     let server = FakeApiServer::new();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
     let start = server.resource_version().to_string();
-    api.create(&PostParams::default(), &cm("before", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("before", json!({})))
+        .await
+        .unwrap();
     let stream = api
         .watch(&WatchParams::default().disable_bookmarks(), &start)
         .await
         .unwrap();
-    api.create(&PostParams::default(), &cm("after", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("after", json!({})))
+        .await
+        .unwrap();
     api.delete("before", &Default::default()).await.unwrap();
     let got: Vec<String> = tokio::time::timeout(
         Duration::from_secs(5),
-        stream.map(|e| describe(&e.unwrap())).take(3).collect::<Vec<_>>(),
+        stream
+            .map(|e| describe(&e.unwrap()))
+            .take(3)
+            .collect::<Vec<_>>(),
     )
     .await
     .unwrap();
@@ -93,9 +107,17 @@ async fn a_watch_from_a_compacted_resource_version_gets_410_expired() {
 
     // Compaction drops events after `recent` too, so resuming from it is no longer possible.
     let recent = server.resource_version().to_string();
-    api.create(&PostParams::default(), &cm("late", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("late", json!({})))
+        .await
+        .unwrap();
     server.compact_event_log();
-    let got = collect(&api, &WatchParams::default().disable_bookmarks(), &recent, 1).await;
+    let got = collect(
+        &api,
+        &WatchParams::default().disable_bookmarks(),
+        &recent,
+        1,
+    )
+    .await;
     assert_eq!(got, ["ERROR 410 Expired"]);
 }
 
@@ -104,7 +126,9 @@ async fn bookmarks_are_sent_after_the_replay_when_allowed() {
     let server = FakeApiServer::new();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
     let start = server.resource_version().to_string();
-    api.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
     let now = server.resource_version();
     let got = collect(&api, &WatchParams::default(), &start, 2).await;
     assert_eq!(got, ["ADDED a".to_owned(), format!("BOOKMARK {now}")]);
@@ -132,11 +156,19 @@ async fn a_selector_watch_sees_objects_enter_and_leave_the_selection() {
     let server = FakeApiServer::new();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
     let start = server.resource_version().to_string();
-    api.create(&PostParams::default(), &cm("a", json!({"app": "x"}))).await.unwrap();
-    api.create(&PostParams::default(), &cm("b", json!({"app": "y"}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("a", json!({"app": "x"})))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &cm("b", json!({"app": "y"})))
+        .await
+        .unwrap();
     let relabel = |v: &str| json_merge(json!({"metadata": {"labels": {"app": v}}}));
-    api.patch("a", &PatchParams::default(), &relabel("y")).await.unwrap();
-    api.patch("b", &PatchParams::default(), &relabel("x")).await.unwrap();
+    api.patch("a", &PatchParams::default(), &relabel("y"))
+        .await
+        .unwrap();
+    api.patch("b", &PatchParams::default(), &relabel("x"))
+        .await
+        .unwrap();
     let wp = WatchParams::default().disable_bookmarks().labels("app=x");
     assert_eq!(
         collect(&api, &wp, &start, 3).await,
@@ -148,8 +180,12 @@ async fn a_selector_watch_sees_objects_enter_and_leave_the_selection() {
 async fn a_watch_from_resource_version_zero_starts_with_the_current_state() {
     let server = FakeApiServer::new();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
-    api.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap();
-    api.create(&PostParams::default(), &cm("b", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &cm("b", json!({})))
+        .await
+        .unwrap();
     api.delete("a", &Default::default()).await.unwrap();
     let got = collect(&api, &WatchParams::default().disable_bookmarks(), "0", 1).await;
     assert_eq!(got, ["ADDED b"]);
@@ -159,14 +195,18 @@ async fn a_watch_from_resource_version_zero_starts_with_the_current_state() {
 async fn the_runtime_watcher_and_reflector_follow_the_store() {
     let server = FakeApiServer::new();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
-    api.create(&PostParams::default(), &cm("pre", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("pre", json!({})))
+        .await
+        .unwrap();
     let (reader, writer) = reflector::store::<ConfigMap>();
     let stream = reflector::reflector(writer, watcher(api.clone(), watcher::Config::default()))
         .applied_objects()
         .boxed();
     let task = tokio::spawn(stream.try_for_each(|_| async { Ok(()) }));
     reader.wait_until_ready().await.unwrap();
-    api.create(&PostParams::default(), &cm("post", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("post", json!({})))
+        .await
+        .unwrap();
     tokio::time::timeout(Duration::from_secs(5), async {
         while reader.state().len() < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -181,14 +221,18 @@ async fn the_runtime_watcher_and_reflector_follow_the_store() {
 async fn the_streaming_list_watcher_receives_initial_events_and_the_end_marker() {
     let server = FakeApiServer::new();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
-    api.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
     let mut events = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
     let mut seen = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(ev) = events.try_next().await.unwrap() {
             match ev {
                 watcher::Event::Init => seen.push("init".to_owned()),
-                watcher::Event::InitApply(c) => seen.push(format!("init-apply {}", c.metadata.name.unwrap())),
+                watcher::Event::InitApply(c) => {
+                    seen.push(format!("init-apply {}", c.metadata.name.unwrap()))
+                }
                 watcher::Event::InitDone => {
                     seen.push("init-done".to_owned());
                     break;
@@ -217,10 +261,15 @@ async fn the_runtime_watcher_relists_after_a_410() {
     };
     assert!(matches!(next().await, Ok(watcher::Event::Init)));
     assert!(matches!(next().await, Ok(watcher::Event::InitDone)));
-    api.create(&PostParams::default(), &cm("x", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("x", json!({})))
+        .await
+        .unwrap();
     server.compact_event_log();
     let err = next().await.expect_err("the resumed watch is expired");
-    assert!(matches!(err, watcher::Error::WatchError(ref s) if s.code == 410), "{err:?}");
+    assert!(
+        matches!(err, watcher::Error::WatchError(ref s) if s.code == 410),
+        "{err:?}"
+    );
     assert!(matches!(next().await, Ok(watcher::Event::Init)));
     match next().await {
         Ok(watcher::Event::InitApply(c)) => assert_eq!(c.metadata.name.as_deref(), Some("x")),
