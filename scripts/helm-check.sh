@@ -83,14 +83,20 @@ install_python_tools() {
     "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "PyYAML==$PYYAML_VERSION"
 }
 
-# Prints the path of a Lua 5.4 interpreter, installing Debian's lua5.4 if possible; prints nothing if not.
+# Prints one "--lua PATH" per available interpreter: Debian's lua5.1 (the dialect of ArgoCD's embedded
+# gopher-lua) and lua5.4, installing them with apt-get when running as root. Prints nothing if neither.
 find_lua() {
-  if command -v lua5.4 >/dev/null; then command -v lua5.4; return; fi
-  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-    log "installing lua5.4 with apt-get (once)" >&2
-    { apt-get install -y -qq lua5.4 || { apt-get update -qq && apt-get install -y -qq lua5.4; }; } >/dev/null 2>&1 || true
+  if ! command -v lua5.1 >/dev/null || ! command -v lua5.4 >/dev/null; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+      log "installing lua5.1 and lua5.4 with apt-get (once)" >&2
+      { apt-get install -y -qq lua5.1 lua5.4 || { apt-get update -qq && apt-get install -y -qq lua5.1 lua5.4; }; } \
+        >/dev/null 2>&1 || true
+    fi
   fi
-  command -v lua5.4 || true
+  local v
+  for v in lua5.1 lua5.4; do
+    if command -v "$v" >/dev/null; then printf -- '--lua\n%s\n' "$(command -v "$v")"; fi
+  done
 }
 
 install_tools() {
@@ -170,13 +176,13 @@ check_manifests() {
 }
 
 check_lua() {
-  local lua
-  lua="$(find_lua)"
-  if [[ -z "$lua" ]]; then
-    echo "SKIPPED: lua5.4 is not installed and could not be installed (apt-get install lua5.4); ArgoCD health checks untested"
+  local lua_args=()
+  mapfile -t lua_args < <(find_lua)
+  if ((${#lua_args[@]} == 0)); then
+    echo "SKIPPED: neither lua5.1 nor lua5.4 is installed or installable (apt-get install lua5.1 lua5.4); ArgoCD health checks untested"
     return 0
   fi
-  "$PY" "$ROOT/deploy/argocd/tests/run_health_tests.py" --lua "$lua"
+  "$PY" "$ROOT/deploy/argocd/tests/run_health_tests.py" "${lua_args[@]}"
 }
 
 run_checks() {
