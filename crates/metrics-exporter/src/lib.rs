@@ -4,6 +4,7 @@
 //! shutdown signal ([`shutdown`]).
 
 pub mod cli;
+pub mod exporter;
 pub mod exposition;
 pub mod health;
 pub mod leader;

@@ -35,25 +35,33 @@ pub struct ControllerContext {
 /// Runs a controller binary: connects (KUBECONFIG or in-cluster), serves metrics and health on
 /// `--metrics-addr`, waits for the `<name>-leader` Lease when `--leader-election` is on, then runs `start` until
 /// shutdown. Losing the lease stops the controller so the process exits and restarts clean.
-pub async fn run_controller<F, Fut>(name: &'static str, args: RunArgs, start: F) -> anyhow::Result<()>
+pub async fn run_controller<F, Fut>(
+    name: &'static str,
+    args: RunArgs,
+    start: F,
+) -> anyhow::Result<()>
 where
     F: FnOnce(kube::Client, ControllerContext) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let client = kube::Client::try_default()
-        .await
-        .context("cannot build a Kubernetes client from KUBECONFIG or the in-cluster service account")?;
+    let client = kube::Client::try_default().await.context(
+        "cannot build a Kubernetes client from KUBECONFIG or the in-cluster service account",
+    )?;
     let registry = Registry::new();
     let metrics = ControllerMetrics::new(name, &registry);
     let health = Health::default();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = crate::server::serve(args.metrics_addr, crate::server::router(registry.clone(), health.clone()), {
-        let mut stop = stop_rx.clone();
-        async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        }
-    });
+    let server = crate::server::serve(
+        args.metrics_addr,
+        crate::server::router(registry.clone(), health.clone()),
+        {
+            let mut stop = stop_rx.clone();
+            async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            }
+        },
+    );
     let server = tokio::spawn(server);
     tokio::spawn({
         let stop_tx = stop_tx.clone();
@@ -68,7 +76,12 @@ where
         // A standby replica is healthy: readiness reports its role but does not fail.
         health.set_ready(true);
         let lease = format!("{name}-leader");
-        let election = crate::leader::LeaderElection::new(client.clone(), &args.effective_lease_namespace(), &lease, &identity);
+        let election = crate::leader::LeaderElection::new(
+            client.clone(),
+            &args.effective_lease_namespace(),
+            &lease,
+            &identity,
+        );
         let mut leading = tokio::select! {
             acquired = election.acquire() => acquired.with_context(|| format!("leader election on Lease {lease}"))?,
             _ = wait_stopped(stop_rx.clone()) => return Ok(()),
