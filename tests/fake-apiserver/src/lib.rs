@@ -70,8 +70,8 @@ impl FakeApiServerBuilder {
     }
 
     /// Loads CustomResourceDefinition YAML (one or more `---` separated documents): registers
-    /// each CRD's storage version and applies its schema `default:` values on every write to
-    /// the main resource. Panics with the parse error, since a broken fixture is a test bug;
+    /// each CRD's storage version and applies its schema `default:` values on every write
+    /// (create, update, patch, apply; main resource and status). Panics with the parse error, since a broken fixture is a test bug;
     /// use [`Self::try_crd_defaults_from_yaml`] to handle it.
     pub fn crd_defaults_from_yaml(self, yaml: &str) -> Self {
         match self.try_crd_defaults_from_yaml(yaml) {

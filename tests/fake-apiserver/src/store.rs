@@ -593,11 +593,12 @@ impl Store {
                         }
                     }
                 }
-                self.defaults(res, &mut new);
                 fold_string_data(res, &mut new);
                 new
             }
         };
+        // The apiserver defaults the whole object (status included) on every write.
+        self.defaults(res, &mut new);
         new["apiVersion"] = json!(res.api_version());
         new["kind"] = json!(res.kind);
         {

@@ -729,3 +729,90 @@ async fn wait_for_returns_once_the_state_matches_and_times_out_otherwise() {
         .unwrap_err();
     assert_eq!(err.reason(), "Timeout");
 }
+
+#[tokio::test]
+async fn the_generated_crds_load_and_their_defaults_apply_to_spec_and_status() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds");
+    let mut builder = FakeApiServer::builder();
+    for file in [
+        "scheduledbackups.riotkit.org.yaml",
+        "requestedbackupactions.riotkit.org.yaml",
+        "clusterbackupproceduretemplates.riotkit.org.yaml",
+    ] {
+        let yaml = std::fs::read_to_string(format!("{dir}/{file}")).expect("generated CRD present");
+        builder = builder
+            .try_crd_defaults_from_yaml(&yaml)
+            .expect("CRD parses");
+    }
+    let server = builder.build();
+    let gvk = GroupVersionKind::gvk("riotkit.org", "v1alpha1", "RequestedBackupAction");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "requestedbackupactions");
+    let api: Api<DynamicObject> = Api::namespaced_with(server.client(), "ns", &ar);
+    let rba: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
+        "metadata": {"name": "r"},
+        "spec": {"action": "backup", "scheduledBackupRef": {"name": "sb"}}
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &rba).await.unwrap();
+    assert_eq!(created.data["spec"]["kindType"], "Job");
+    let status = json!({"apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
+        "status": {"childrenResourcesHealth": [{"apiVersion": "batch/v1", "kind": "Job", "name": "j"}]}});
+    let out = api
+        .patch_status("r", &PatchParams::apply("ctl"), &Patch::Apply(&status))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.data["status"]["childrenResourcesHealth"][0]["failed"],
+        false
+    );
+    // Re-applying the same (undefaulted) status is still a no-op.
+    let before = server.resource_version();
+    api.patch_status("r", &PatchParams::apply("ctl"), &Patch::Apply(&status))
+        .await
+        .unwrap();
+    assert_eq!(server.resource_version(), before);
+}
+
+#[tokio::test]
+async fn delete_collection_removes_only_selected_objects_and_counts_one_write() {
+    let server = FakeApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
+    api.create(&PostParams::default(), &cm("a", json!({"x": "1"})))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &cm("b", json!({"x": "2"})))
+        .await
+        .unwrap();
+    server.reset_counters();
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("x=1"),
+    )
+    .await
+    .unwrap();
+    assert!(server.get("configmaps", "ns", "a").is_none());
+    assert!(server.get("configmaps", "ns", "b").is_some());
+    assert_eq!(server.write_count("configmaps", Verb::Delete), 1);
+}
+
+#[tokio::test]
+async fn rejected_writes_are_counted_too() {
+    let server = FakeApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
+    api.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
+    server.reset_counters();
+    assert!(
+        api.create(&PostParams::default(), &cm("a", json!({})))
+            .await
+            .is_err()
+    );
+    let log = server.write_log();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].verb, log[0].code, log[0].changed),
+        (Verb::Create, 409, false)
+    );
+}

@@ -276,3 +276,27 @@ async fn the_runtime_watcher_relists_after_a_410() {
         other => panic!("expected the relisted object, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_metadata_watcher_and_get_metadata_work_on_full_objects() {
+    let server = FakeApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
+    api.create(&PostParams::default(), &cm("a", json!({"l": "1"})))
+        .await
+        .unwrap();
+    let meta = api.get_metadata("a").await.unwrap();
+    assert_eq!(meta.metadata.labels.unwrap()["l"], "1");
+    let metadata_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(server.client(), "ns");
+    let mut events = watcher(metadata_api, watcher::Config::default()).boxed();
+    let first_object = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(watcher::Event::InitApply(m)) = events.try_next().await.unwrap() {
+                return m.metadata.name;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(first_object.as_deref(), Some("a"));
+}
