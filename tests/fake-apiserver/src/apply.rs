@@ -471,6 +471,28 @@ mod tests {
     }
 
     #[test]
+    fn owner_references_merge_by_uid_and_containers_by_name() {
+        let mut managers = Managers::new();
+        let live = json!({
+            "metadata": {"ownerReferences": [{"uid": "u1", "name": "a"}]},
+            "spec": {"containers": [{"name": "main", "image": "old", "args": ["x"]}]}
+        });
+        let cfg = json!({
+            "metadata": {"ownerReferences": [{"uid": "u2", "name": "b"}]},
+            "spec": {"containers": [{"name": "main", "image": "new"}, {"name": "side", "image": "s"}]}
+        });
+        let out = apply(&live, &cfg, &mut managers, &key("m"), true).unwrap();
+        assert_eq!(
+            out["metadata"]["ownerReferences"],
+            json!([{"uid": "u1", "name": "a"}, {"uid": "u2", "name": "b"}])
+        );
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "main", "image": "new", "args": ["x"]}, {"name": "side", "image": "s"}])
+        );
+    }
+
+    #[test]
     fn update_takes_ownership_from_the_applier() {
         let mut managers = Managers::new();
         let live = apply(

@@ -256,6 +256,8 @@ impl FakeApiServer {
 
     /// Changes a stored object in place (status included), as another actor in the cluster
     /// would (for example the Job controller marking a Job succeeded). Not counted as a write.
+    /// Identity and server-owned metadata (uid, resourceVersion, generation, deletionTimestamp)
+    /// cannot be changed this way; use [`Self::delete`] to start a deletion.
     pub fn modify(
         &self,
         resource: &str,
