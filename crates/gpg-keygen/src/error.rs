@@ -1,0 +1,123 @@
+//! The controller's error type.
+//!
+//! Two families share the enum: transient API/runtime failures (retried with backoff) and outcomes caused by the
+//! user's objects (reported on the ScheduledBackup's `GPGKeyReady` condition and in a Warning Event, then retried
+//! only when something changes). Both carry a stable `reason()` for the errors-by-reason metric.
+
+use crd_types::constants::reasons;
+
+use crate::keys::KeyError;
+
+/// Why a reconcile did not end with a usable key Secret.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The ScheduledBackup has no namespace (a cluster-scoped object cannot reference a Secret).
+    #[error("ScheduledBackup {name} has no metadata.namespace")]
+    MissingNamespace {
+        /// ScheduledBackup name.
+        name: String,
+    },
+    /// Reading the key Secret failed.
+    #[error("cannot read Secret {namespace}/{name}: {source}")]
+    ReadSecret {
+        /// Secret namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Creating the key Secret failed (other than AlreadyExists, which is adopted).
+    #[error("cannot create Secret {namespace}/{name}: {source}")]
+    CreateSecret {
+        /// Secret namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The create answered AlreadyExists, and the Secret was gone again by the time it was read.
+    #[error("Secret {namespace}/{name} was created by someone else and deleted again; retrying")]
+    SecretVanished {
+        /// Secret namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+    },
+    /// rPGP could not generate a key.
+    #[error(transparent)]
+    Generate(KeyError),
+    /// The blocking key-generation task panicked or was cancelled.
+    #[error("key generation for Secret {namespace}/{name} did not finish: {detail}")]
+    GenerationAborted {
+        /// Secret namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// The join error.
+        detail: String,
+    },
+    /// Writing the `GPGKeyReady` condition failed.
+    #[error(
+        "cannot apply the GPGKeyReady condition to ScheduledBackup {namespace}/{name}: {source}"
+    )]
+    ApplyStatus {
+        /// ScheduledBackup namespace.
+        namespace: String,
+        /// ScheduledBackup name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// User-caused: the Secret is missing and may not (or cannot) be generated. The condition explains the fix.
+    #[error("{message}")]
+    KeySecretNotFound {
+        /// The condition message.
+        message: String,
+    },
+    /// User-caused: the Secret lacks the configured data keys.
+    #[error("{message}")]
+    KeySecretIncomplete {
+        /// The condition message.
+        message: String,
+    },
+    /// User-caused: the Secret's keys are unusable.
+    #[error("{message}")]
+    KeySecretInvalid {
+        /// The condition message.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Stable CamelCase label for metrics, Events and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::MissingNamespace { .. } => "MissingNamespace",
+            Error::ReadSecret { .. } => "SecretReadFailed",
+            Error::CreateSecret { .. } => "SecretCreateFailed",
+            Error::SecretVanished { .. } => "SecretVanished",
+            Error::Generate(_) => "KeyGenerationFailed",
+            Error::GenerationAborted { .. } => "KeyGenerationAborted",
+            Error::ApplyStatus { .. } => "StatusApplyFailed",
+            Error::KeySecretNotFound { .. } => reasons::KEY_SECRET_NOT_FOUND,
+            Error::KeySecretIncomplete { .. } => reasons::KEY_SECRET_INCOMPLETE,
+            Error::KeySecretInvalid { .. } => reasons::KEY_SECRET_INVALID,
+        }
+    }
+
+    /// True when only a change to the user's objects can fix it: no point retrying with backoff.
+    pub fn is_user_input(&self) -> bool {
+        matches!(
+            self,
+            Error::MissingNamespace { .. }
+                | Error::KeySecretNotFound { .. }
+                | Error::KeySecretIncomplete { .. }
+                | Error::KeySecretInvalid { .. }
+        )
+    }
+}

@@ -1,0 +1,593 @@
+//! The controller: ScheduledBackups (and the Secrets they reference) in, key Secrets and the `GPGKeyReady`
+//! condition out.
+//!
+//! Guarantees:
+//! - an existing Secret is only ever read: never updated, patched or deleted;
+//! - a missing Secret is created with a POST under its fixed name, so of two racing replicas (or a restart
+//!   between generating and creating) exactly one key wins and the loser adopts it;
+//! - the condition is written with server-side apply under [`field_managers::GPG_KEYGEN`], touching only
+//!   `status.conditions[type=GPGKeyReady]`, and not written at all when it is already as computed, so a converged
+//!   controller makes zero API writes;
+//! - Warning Events are emitted when the condition changes, not on every resync.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crd_types::constants::{condition_types, field_managers, reasons};
+use crd_types::{GpgKeySecretRef, KeyAlgorithm, ScheduledBackup, conditions};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use metrics_exporter::health::Health;
+use metrics_exporter::metrics::ControllerMetrics;
+use prometheus::{IntCounterVec, Opts, Registry};
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::error::Error;
+use crate::keys::{self, Fingerprint};
+use crate::secret::{self, Assessment};
+
+/// Controller name: metrics label, Event reporter, Lease prefix (`gpg-keygen-leader`).
+pub const CONTROLLER_NAME: &str = "gpg-keygen";
+
+/// `backup_maker_gpg_keys_generated_total{algorithm}`: key pairs generated (including ones that lost a create
+/// race and were discarded).
+pub const KEYS_GENERATED_TOTAL: &str = "backup_maker_gpg_keys_generated_total";
+
+/// Re-validation interval of a converged ScheduledBackup (changes arrive through the watches anyway).
+const RESYNC: Duration = Duration::from_secs(3600);
+/// Re-check interval after a user-caused failure; the watches normally trigger the fix first.
+const USER_INPUT_RECHECK: Duration = Duration::from_secs(600);
+/// First retry after a transient failure; doubles per consecutive failure up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest retry interval after transient failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// A future that resolves when the controller must stop.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>>;
+
+/// Everything [`run`] needs besides the client.
+pub struct Config {
+    /// Watch one namespace instead of the whole cluster.
+    pub namespace: Option<String>,
+    /// Maximum parallel reconciles.
+    pub concurrency: u16,
+    /// Reconcile metrics (`controller="gpg-keygen"`).
+    pub metrics: ControllerMetrics,
+    /// Registry that `keys_generated_total` is added to (the one `/metrics` serves).
+    pub registry: Registry,
+    /// Readiness, set once the ScheduledBackup cache has synced.
+    pub health: Health,
+    /// This replica's identity (pod name), as the Event reporting instance.
+    pub instance: Option<String>,
+    /// Stops the controller (gracefully: running reconciles finish).
+    pub shutdown: Shutdown,
+}
+
+impl From<metrics_exporter::runtime::ControllerContext> for Config {
+    fn from(c: metrics_exporter::runtime::ControllerContext) -> Self {
+        Config {
+            namespace: c.namespace,
+            concurrency: c.concurrency,
+            metrics: c.metrics,
+            registry: c.registry,
+            health: c.health,
+            instance: c.instance,
+            shutdown: c.shutdown,
+        }
+    }
+}
+
+/// Shared state of all reconciles.
+struct Context {
+    client: Client,
+    metrics: ControllerMetrics,
+    keys_generated: IntCounterVec,
+    recorder: Recorder,
+    /// Consecutive transient failures per object, for the backoff.
+    failures: Mutex<HashMap<ObjectRef<ScheduledBackup>, u32>>,
+}
+
+/// Runs the controller until `config.shutdown` resolves.
+pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
+    let keys_generated = IntCounterVec::new(
+        Opts::new(
+            KEYS_GENERATED_TOTAL,
+            "OpenPGP key pairs generated for key Secrets, by algorithm",
+        )
+        .const_label("controller", CONTROLLER_NAME),
+        &["algorithm"],
+    )?;
+    config.registry.register(Box::new(keys_generated.clone()))?;
+
+    let (backups, secrets): (Api<ScheduledBackup>, Api<Secret>) = match &config.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+
+    let controller = Controller::new(backups, watcher::Config::default());
+    let store = controller.store();
+    tokio::spawn({
+        let store = store.clone();
+        let health = config.health.clone();
+        async move {
+            if store.wait_until_ready().await.is_ok() {
+                health.set_ready(true);
+            }
+        }
+    });
+
+    let context = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: CONTROLLER_NAME.to_string(),
+                instance: config.instance.clone(),
+            },
+        ),
+        client,
+        metrics: config.metrics.clone(),
+        keys_generated,
+        failures: Mutex::new(HashMap::new()),
+    });
+
+    let mapper_store = store.clone();
+    controller
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: Secret| backups_referencing(&mapper_store, &secret),
+        )
+        .with_config(controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(config.shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                Err(controller::Error::ReconcilerFailed(error, object))
+                    if error.is_user_input() =>
+                {
+                    tracing::info!(%object, reason = error.reason(), "{error}");
+                }
+                Err(controller::Error::ReconcilerFailed(error, object)) => {
+                    tracing::warn!(%object, reason = error.reason(), "{error}");
+                }
+                Err(controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(%object, "object gone before its reconcile");
+                }
+                Err(error) => tracing::warn!("controller: {error}"),
+            }
+        })
+        .await;
+    config.health.set_ready(false);
+    Ok(())
+}
+
+/// The ScheduledBackups (from the controller's cache) whose `gpgKeySecretRef.secretName` names this Secret.
+fn backups_referencing(
+    store: &Store<ScheduledBackup>,
+    secret: &Secret,
+) -> Vec<ObjectRef<ScheduledBackup>> {
+    referencing(
+        &store.state(),
+        secret.namespace().as_deref(),
+        &secret.name_any(),
+    )
+}
+
+/// Pure part of [`backups_referencing`].
+fn referencing(
+    backups: &[Arc<ScheduledBackup>],
+    namespace: Option<&str>,
+    name: &str,
+) -> Vec<ObjectRef<ScheduledBackup>> {
+    backups
+        .iter()
+        .filter(|sb| {
+            sb.namespace().as_deref() == namespace && sb.spec.gpg_key_secret_ref.secret_name == name
+        })
+        .map(|sb| ObjectRef::from_obj(sb.as_ref()))
+        .collect()
+}
+
+async fn reconcile(sb: Arc<ScheduledBackup>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = sb.name_any();
+    let namespace = sb.namespace().unwrap_or_default();
+    let span = tracing::info_span!("reconcile", namespace = %namespace, name = %name);
+    async move {
+        let _timer = ctx.metrics.reconcile_timer();
+        if namespace.is_empty() {
+            return Err(Error::MissingNamespace { name });
+        }
+        let result = reconcile_backup(&sb, &ctx, &namespace).await;
+        if result.is_ok() {
+            ctx.metrics.reconcile_succeeded();
+        }
+        if result.as_ref().map_or_else(Error::is_user_input, |_| true) {
+            // A definite answer (good or bad): the next transient failure starts from the shortest backoff.
+            forget_failures(&ctx, &sb);
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+/// What the controller concluded about a ScheduledBackup's key Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    /// The Secret holds a usable pair.
+    Valid(Fingerprint),
+    /// The Secret is missing (and will not be generated); the message says why and how to fix it.
+    NotFound(String),
+    /// The Secret lacks configured data keys.
+    Incomplete(String),
+    /// The Secret's keys are unusable.
+    Invalid(String),
+}
+
+impl Verdict {
+    fn from_assessment(
+        assessment: Assessment,
+        secret: &Secret,
+        reference: &GpgKeySecretRef,
+    ) -> Self {
+        let name = &reference.secret_name;
+        match assessment {
+            Assessment::Valid { fingerprint } => Verdict::Valid(fingerprint),
+            Assessment::Incomplete { missing } => {
+                let present = data_key_names(secret);
+                Verdict::Incomplete(format!(
+                    "Secret {name:?} lacks the data keys {} (an empty value counts as missing; it has: {}). \
+                     gpg-keygen never modifies an existing Secret: add the armored keys under those names, or \
+                     point spec.gpgKeySecretRef (secretName, privateKey, publicKey) at keys that exist",
+                    quoted_list(&missing),
+                    if present.is_empty() {
+                        "no data".to_string()
+                    } else {
+                        quoted_list(&present)
+                    },
+                ))
+            }
+            Assessment::Invalid { reason } => Verdict::Invalid(format!(
+                "Secret {name:?} does not hold a usable key pair under data keys {:?} (private) and {:?} (public): \
+                 {reason}. gpg-keygen never modifies an existing Secret: fix the keys, or point \
+                 spec.gpgKeySecretRef at another Secret",
+                reference.private_key_name(),
+                reference.public_key_name(),
+            )),
+        }
+    }
+
+    /// `(status, reason, message)` of the `GPGKeyReady` condition.
+    fn condition_parts(&self, reference: &GpgKeySecretRef) -> (&'static str, &'static str, String) {
+        match self {
+            Verdict::Valid(fingerprint) => (
+                "True",
+                reasons::KEY_SECRET_VALID,
+                format!(
+                    "Secret {:?} holds a valid OpenPGP key pair (fingerprint {fingerprint}) under data keys {:?} \
+                     (private) and {:?} (public)",
+                    reference.secret_name,
+                    reference.private_key_name(),
+                    reference.public_key_name(),
+                ),
+            ),
+            Verdict::NotFound(m) => ("False", reasons::KEY_SECRET_NOT_FOUND, m.clone()),
+            Verdict::Incomplete(m) => ("False", reasons::KEY_SECRET_INCOMPLETE, m.clone()),
+            Verdict::Invalid(m) => ("False", reasons::KEY_SECRET_INVALID, m.clone()),
+        }
+    }
+
+    fn into_result(self) -> Result<Action, Error> {
+        match self {
+            Verdict::Valid(_) => Ok(Action::requeue(RESYNC)),
+            Verdict::NotFound(message) => Err(Error::KeySecretNotFound { message }),
+            Verdict::Incomplete(message) => Err(Error::KeySecretIncomplete { message }),
+            Verdict::Invalid(message) => Err(Error::KeySecretInvalid { message }),
+        }
+    }
+}
+
+fn data_key_names(secret: &Secret) -> Vec<String> {
+    let mut names: Vec<String> = secret
+        .data
+        .iter()
+        .flat_map(|d| d.keys())
+        .chain(secret.string_data.iter().flat_map(|d| d.keys()))
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn quoted_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn reconcile_backup(
+    sb: &ScheduledBackup,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Action, Error> {
+    if sb.metadata.deletion_timestamp.is_some() {
+        // Nothing to do for a backup definition on its way out; its key Secret stays (it is not owned).
+        return Ok(Action::await_change());
+    }
+    let reference = &sb.spec.gpg_key_secret_ref;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let existing = secrets
+        .get_opt(&reference.secret_name)
+        .await
+        .map_err(|source| Error::ReadSecret {
+            namespace: namespace.to_string(),
+            name: reference.secret_name.clone(),
+            source,
+        })?;
+
+    let verdict = match existing {
+        Some(secret) => {
+            Verdict::from_assessment(secret::assess(&secret, reference), &secret, reference)
+        }
+        None if !reference.create_if_not_exists => Verdict::NotFound(format!(
+            "Secret {:?} does not exist and spec.gpgKeySecretRef.createIfNotExists is false: create it with the \
+             armored keys under data keys {:?} (private) and {:?} (public), or set createIfNotExists: true to have \
+             a key pair generated",
+            reference.secret_name,
+            reference.private_key_name(),
+            reference.public_key_name(),
+        )),
+        None => match reference.email.as_deref().filter(|e| !e.trim().is_empty()) {
+            None => Verdict::NotFound(format!(
+                "Secret {:?} does not exist and cannot be generated: spec.gpgKeySecretRef.email is empty; set it \
+                 (it becomes the key's user id)",
+                reference.secret_name,
+            )),
+            Some(email) => {
+                create_key_secret(sb, ctx, &secrets, namespace, reference, email).await?
+            }
+        },
+    };
+
+    report(sb, ctx, namespace, reference, &verdict).await?;
+    verdict.into_result()
+}
+
+/// Generates a key pair off the async runtime and creates the Secret; on AlreadyExists adopts what is there.
+async fn create_key_secret(
+    sb: &ScheduledBackup,
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    namespace: &str,
+    reference: &GpgKeySecretRef,
+    email: &str,
+) -> Result<Verdict, Error> {
+    let algorithm = reference.algorithm.unwrap_or_default();
+    let key = {
+        let email = email.to_string();
+        tokio::task::spawn_blocking(move || keys::generate(&email, algorithm))
+            .await
+            .map_err(|e| Error::GenerationAborted {
+                namespace: namespace.to_string(),
+                name: reference.secret_name.clone(),
+                detail: e.to_string(),
+            })?
+            .map_err(Error::Generate)?
+    };
+    ctx.keys_generated
+        .with_label_values(&[algorithm.as_str()])
+        .inc();
+
+    let desired = secret::desired_secret(namespace, reference, email, &key);
+    ctx.metrics.api_write("secrets", "create");
+    match secrets.create(&PostParams::default(), &desired).await {
+        Ok(_) => {
+            tracing::info!(
+                secret = %reference.secret_name,
+                fingerprint = %key.fingerprint,
+                algorithm = algorithm.as_str(),
+                "created key Secret"
+            );
+            publish(
+                ctx,
+                sb,
+                EventType::Normal,
+                reasons::KEY_SECRET_CREATED,
+                created_note(reference, &key.fingerprint, algorithm),
+            )
+            .await;
+            Ok(Verdict::Valid(key.fingerprint))
+        }
+        Err(kube::Error::Api(status)) if status.is_already_exists() || status.code == 409 => {
+            // Someone (another replica, a user, our own earlier attempt) created it first: theirs wins, ours is
+            // dropped unseen, so there is only ever one key.
+            tracing::info!(secret = %reference.secret_name, "key Secret appeared concurrently; adopting it");
+            let existing = secrets
+                .get_opt(&reference.secret_name)
+                .await
+                .map_err(|source| Error::ReadSecret {
+                    namespace: namespace.to_string(),
+                    name: reference.secret_name.clone(),
+                    source,
+                })?
+                .ok_or_else(|| Error::SecretVanished {
+                    namespace: namespace.to_string(),
+                    name: reference.secret_name.clone(),
+                })?;
+            Ok(Verdict::from_assessment(
+                secret::assess(&existing, reference),
+                &existing,
+                reference,
+            ))
+        }
+        Err(source) => Err(Error::CreateSecret {
+            namespace: namespace.to_string(),
+            name: reference.secret_name.clone(),
+            source,
+        }),
+    }
+}
+
+fn created_note(
+    reference: &GpgKeySecretRef,
+    fingerprint: &Fingerprint,
+    algorithm: KeyAlgorithm,
+) -> String {
+    format!(
+        "Generated a {} key pair (fingerprint {fingerprint}) into Secret {:?}. The Secret is not owned by this \
+         ScheduledBackup and survives its deletion: back it up, it is the only way to decrypt the backups",
+        algorithm.as_str(),
+        reference.secret_name,
+    )
+}
+
+/// Writes the `GPGKeyReady` condition when it differs from the stored one, and emits a Warning Event when a
+/// failing condition is new or changed.
+async fn report(
+    sb: &ScheduledBackup,
+    ctx: &Context,
+    namespace: &str,
+    reference: &GpgKeySecretRef,
+    verdict: &Verdict,
+) -> Result<(), Error> {
+    let (status, reason, message) = verdict.condition_parts(reference);
+    let previous: &[Condition] = sb
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let desired = conditions::condition(
+        previous,
+        condition_types::GPG_KEY_READY,
+        status,
+        reason,
+        message,
+        sb.metadata.generation,
+        Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    let current = conditions::find(previous, condition_types::GPG_KEY_READY);
+    if current == Some(&desired) {
+        return Ok(());
+    }
+    let meaning_changed = current.is_none_or(|c| {
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+            != (
+                desired.status.as_str(),
+                desired.reason.as_str(),
+                desired.message.as_str(),
+            )
+    });
+
+    let api: Api<ScheduledBackup> = Api::namespaced(ctx.client.clone(), namespace);
+    ctx.metrics.api_write("scheduledbackups/status", "apply");
+    api.patch_status(
+        &sb.name_any(),
+        &PatchParams::apply(field_managers::GPG_KEYGEN).force(),
+        &Patch::Apply(status_patch(&desired)),
+    )
+    .await
+    .map_err(|source| Error::ApplyStatus {
+        namespace: namespace.to_string(),
+        name: sb.name_any(),
+        source,
+    })?;
+
+    if meaning_changed && desired.status == "False" {
+        publish(ctx, sb, EventType::Warning, reason, desired.message.clone()).await;
+    }
+    Ok(())
+}
+
+/// The apply body: only our condition, so the scheduled-controller's conditions (other list-map keys) and
+/// fields stay theirs.
+fn status_patch(condition: &Condition) -> serde_json::Value {
+    json!({
+        "apiVersion": ScheduledBackup::api_version(&()),
+        "kind": ScheduledBackup::kind(&()),
+        "status": { "conditions": [condition] },
+    })
+}
+
+/// Publishes an Event about the ScheduledBackup. Best effort: a missing Event must not block the condition, which
+/// carries the same information.
+async fn publish(
+    ctx: &Context,
+    sb: &ScheduledBackup,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        // The events API limits the note to 1 kB.
+        note: Some(truncate(note, 1024)),
+        action: "ReconcileKeySecret".to_string(),
+        secondary: None,
+    };
+    ctx.metrics.api_write("events", "create");
+    if let Err(error) = ctx.recorder.publish(&event, &sb.object_ref(&())).await {
+        tracing::warn!(reason, "cannot publish Event: {error}");
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max - 3;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("...");
+    }
+    s
+}
+
+fn error_policy(sb: Arc<ScheduledBackup>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(error.reason());
+    if error.is_user_input() {
+        return Action::requeue(USER_INPUT_RECHECK);
+    }
+    let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+    let count = failures
+        .entry(ObjectRef::from_obj(sb.as_ref()))
+        .or_insert(0);
+    *count = count.saturating_add(1);
+    Action::requeue(backoff(*count))
+}
+
+fn forget_failures(ctx: &Context, sb: &ScheduledBackup) {
+    ctx.failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&ObjectRef::from_obj(sb));
+}
+
+/// Retry delay after `failures` consecutive transient failures: 30 s, 60 s, 120 s, 240 s, then 300 s.
+fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    MIN_BACKOFF
+        .saturating_mul(1u32 << exponent)
+        .min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests;
