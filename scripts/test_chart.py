@@ -178,6 +178,27 @@ class Rbac(unittest.TestCase):
             self.assertNotEqual(triples, EXPECTED_CLUSTER_RULES["gpg-keygen"])
             self.assertEqual(triples - EXPECTED_CLUSTER_RULES["gpg-keygen"], {("", "secrets", "update")})
 
+    def test_watch_namespace_binds_namespaced_rules_only_in_that_namespace(self):
+        docs = render("global.watchNamespace=team-a")
+        for name, expected in EXPECTED_CLUSTER_RULES.items():
+            with self.subTest(controller=name):
+                cluster_scoped = {t for t in expected if t[1] == "clusterbackupproceduretemplates"}
+                namespaced_role = named(docs, "ClusterRole", f"{RELEASE}-{name}")
+                self.assertEqual(rule_triples(namespaced_role), expected - cluster_scoped)
+                binding = named(docs, "RoleBinding", f"{RELEASE}-{name}")
+                self.assertEqual(binding["metadata"]["namespace"], "team-a")
+                self.assertEqual(binding["roleRef"]["name"], f"{RELEASE}-{name}")
+                crb_names = [b["metadata"]["name"] for b in kinds(docs, "ClusterRoleBinding")]
+                self.assertNotIn(f"{RELEASE}-{name}", crb_names)
+                if cluster_scoped:
+                    role = named(docs, "ClusterRole", f"{RELEASE}-{name}-cluster-scoped")
+                    self.assertEqual(rule_triples(role), cluster_scoped)
+                    crb = named(docs, "ClusterRoleBinding", f"{RELEASE}-{name}-cluster-scoped")
+                    self.assertEqual(crb["subjects"][0]["name"], f"{RELEASE}-{name}")
+                else:
+                    self.assertNotIn(f"{RELEASE}-{name}-cluster-scoped", crb_names)
+                self.assertIn("--namespace=team-a", container(docs, name)["args"])
+
     def test_no_controller_may_update_or_touch_finalizers(self):
         for name in CONTROLLERS:
             triples = rule_triples(named(render(), "ClusterRole", f"{RELEASE}-{name}"))
@@ -528,6 +549,92 @@ class Schema(unittest.TestCase):
                 values = yaml.safe_load((chart / "values.yaml").read_text())
                 for key in values:
                     self.assertIn(f"`{key}", readme)
+
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import sync_charts  # noqa: E402  (the generator under test lives next to this file)
+
+
+class SyncCharts(unittest.TestCase):
+    """The generator that keeps the four subcharts, the READMEs and the copied files in step."""
+
+    def sandbox(self, tmp: str) -> Path:
+        root = Path(tmp)
+        shutil.copytree(ROOT / "charts", root / "charts")
+        shutil.copytree(ROOT / "deploy" / "argocd", root / "deploy" / "argocd")
+        self.addCleanup(setattr, sync_charts, "ROOT", sync_charts.ROOT)
+        self.addCleanup(setattr, sync_charts, "UMBRELLA", sync_charts.UMBRELLA)
+        self.addCleanup(setattr, sync_charts, "SHARED_TEMPLATES", sync_charts.SHARED_TEMPLATES)
+        sync_charts.ROOT = root
+        sync_charts.UMBRELLA = root / "charts" / "backup-maker"
+        sync_charts.SHARED_TEMPLATES = root / "charts" / "shared" / "templates"
+        return root
+
+    def quiet_main(self, *args: str) -> int:
+        with open(os.devnull, "w") as devnull:
+            saved, sys.stdout = sys.stdout, devnull
+            try:
+                return sync_charts.main(list(args))
+            finally:
+                sys.stdout = saved
+
+    def test_check_mode_flags_a_hand_edited_copy_and_sync_restores_it(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = self.sandbox(tmp)
+            copy = root / "charts/backup-maker/charts/action-controller/templates/deployment.yaml"
+            copy.write_text(copy.read_text().replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"))
+            self.assertEqual(self.quiet_main("--check"), 1)
+            self.assertIn("readOnlyRootFilesystem: false", copy.read_text())
+            self.assertEqual(self.quiet_main(), 0)
+            self.assertEqual(copy.read_text(), (root / "charts/shared/templates/deployment.yaml").read_text())
+            self.assertEqual(self.quiet_main("--check"), 0)
+
+    def test_rules_and_dashboards_are_copied_into_the_chart_and_removed_with_their_source(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = self.sandbox(tmp)
+            (root / "deploy/prometheus").mkdir(parents=True)
+            (root / "deploy/grafana").mkdir(parents=True)
+            rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "x"},
+                    "spec": {"groups": [{"name": "backups", "rules": [{"alert": "BackupFailed", "expr": "x > 0"}]}]}}
+            (root / "deploy/prometheus/rules.yaml").write_text(yaml.safe_dump(rule))
+            (root / "deploy/grafana/backups.json").write_text('{"title": "Backups"}')
+            self.assertEqual(self.quiet_main(), 0)
+            copied = yaml.safe_load((root / "charts/backup-maker/files/prometheus-rules.yaml").read_text())
+            self.assertEqual(copied, {"groups": rule["spec"]["groups"]})
+            self.assertEqual((root / "charts/backup-maker/files/dashboards/backups.json").read_text(), '{"title": "Backups"}')
+            (root / "deploy/prometheus/rules.yaml").unlink()
+            (root / "deploy/grafana/backups.json").unlink()
+            self.assertEqual(self.quiet_main("--check"), 1)
+            self.assertEqual(self.quiet_main(), 0)
+            self.assertFalse((root / "charts/backup-maker/files/prometheus-rules.yaml").exists())
+            self.assertFalse((root / "charts/backup-maker/files/dashboards/backups.json").exists())
+
+    def test_a_plain_rules_file_is_accepted_and_one_without_groups_is_refused(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "rules.yaml"
+            src.write_text("groups:\n- name: g\n  rules: []\n")
+            self.assertEqual(yaml.safe_load(sync_charts.prometheus_rules(src)), {"groups": [{"name": "g", "rules": []}]})
+            src.write_text("rules: []\n")
+            with self.assertRaisesRegex(SystemExit, "groups"):
+                sync_charts.prometheus_rules(src)
+
+    def test_argocd_cm_carries_every_health_check_verbatim(self):
+        custom = ROOT / "deploy/argocd/resource_customizations"
+        cm = yaml.safe_load(sync_charts.argocd_cm(custom))
+        lua_files = sorted(custom.glob("*/*/health.lua"))
+        self.assertEqual(len(cm["data"]), len(lua_files))
+        for lua in lua_files:
+            key = f"resource.customizations.health.{lua.parent.parent.name}_{lua.parent.name}"
+            self.assertEqual(cm["data"][key], lua.read_text())
+
+    def test_readme_tables_list_every_leaf_value_with_its_default(self):
+        tree = sync_charts.subchart_values("gpg-keygen", True, True, {})
+        table = "\n".join(sync_charts.emit_table(tree))
+        self.assertIn("| `leaderElection.enabled` | boolean | `true` |", table)
+        self.assertIn("| `networkPolicy.apiServer.ports` | array | `[443, 6443]` |", table)
+        exporter = "\n".join(sync_charts.emit_table(sync_charts.subchart_values("metrics-exporter", False, False, {})))
+        self.assertNotIn("leaderElection", exporter)
+        self.assertNotIn("concurrency", exporter)
 
 
 if __name__ == "__main__":

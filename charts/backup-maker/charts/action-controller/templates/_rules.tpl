@@ -1,7 +1,11 @@
-{{/* What differs for action-controller. The reason for every verb is in this chart's README ("Permissions"). */}}
+{{/*
+What differs for action-controller: the reason for every verb is in this chart's README ("Permissions").
+namespacedRules: granted cluster-wide, or only in watchNamespace (through a RoleBinding) when that is set.
+clusterScopedRules: cluster-scoped kinds, always granted through a ClusterRoleBinding.
+*/}}
 {{- define "action-controller.component" -}}controller{{- end }}
 
-{{- define "action-controller.clusterRules" -}}
+{{- define "action-controller.namespacedRules" -}}
 - apiGroups: ["riotkit.org"]
   resources: ["requestedbackupactions"]
   verbs: ["get", "list", "watch"]
@@ -9,7 +13,7 @@
   resources: ["requestedbackupactions/status"]
   verbs: ["patch"]
 - apiGroups: ["riotkit.org"]
-  resources: ["scheduledbackups", "clusterbackupproceduretemplates"]
+  resources: ["scheduledbackups"]
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["secrets"]
@@ -23,4 +27,10 @@
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{- define "action-controller.clusterScopedRules" -}}
+- apiGroups: ["riotkit.org"]
+  resources: ["clusterbackupproceduretemplates"]
+  verbs: ["get", "list", "watch"]
 {{- end }}
