@@ -364,6 +364,33 @@ impl FakeApiServer {
             }
         }
     }
+
+    /// Waits until no stored object has changed for `quiet_for` (controllers have settled),
+    /// failing with [`FakeError::Timeout`] after `timeout`. No-op writes do not change state, so
+    /// follow this with a write-count assertion to catch controllers that keep writing anyway.
+    pub async fn wait_until_quiet(
+        &self,
+        quiet_for: Duration,
+        timeout: Duration,
+    ) -> Result<(), FakeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let changed = self.lock().changed.clone();
+        loop {
+            let notified = changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let quiet_until = tokio::time::Instant::now() + quiet_for;
+            if quiet_until > deadline {
+                return Err(FakeError::Timeout(timeout));
+            }
+            if tokio::time::timeout_at(quiet_until, notified)
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+    }
 }
 
 impl<B> tower::Service<Request<B>> for FakeApiServer

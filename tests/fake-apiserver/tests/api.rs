@@ -816,3 +816,53 @@ async fn rejected_writes_are_counted_too() {
         (Verb::Create, 409, false)
     );
 }
+
+#[tokio::test]
+async fn wait_until_quiet_waits_for_changes_to_stop() {
+    let server = FakeApiServer::new();
+    let writer = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            for i in 0..5 {
+                server
+                    .insert(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": format!("c{i}"), "namespace": "ns"}}))
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    server
+        .wait_until_quiet(Duration::from_millis(100), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        server.list("configmaps").len(),
+        5,
+        "returned only after the last write"
+    );
+    writer.await.unwrap();
+    let busy = server.clone();
+    let churn = tokio::spawn(async move {
+        for _ in 0..50 {
+            busy.modify("configmaps", "ns", "c0", |c| {
+                c["data"] = json!({"t": busy_tick()})
+            })
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let err = server
+        .wait_until_quiet(Duration::from_millis(100), Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "Timeout");
+    churn.abort();
+}
+
+fn busy_tick() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static TICK: AtomicU64 = AtomicU64::new(0);
+    TICK.fetch_add(1, Ordering::SeqCst).to_string()
+}

@@ -20,6 +20,15 @@ use serde_json::json;
 
 const SETTLE: Duration = Duration::from_millis(400);
 
+/// Lets the controllers settle, then starts counting writes afresh.
+async fn settle_and_reset(server: &FakeApiServer) {
+    server
+        .wait_until_quiet(SETTLE, Duration::from_secs(10))
+        .await
+        .expect("controllers settle");
+    server.reset_counters();
+}
+
 fn cm(name: &str, value: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": value}})).unwrap()
 }
@@ -80,12 +89,11 @@ async fn a_controller_converges_then_makes_zero_writes() {
         })
         .await
         .unwrap();
-    tokio::time::sleep(SETTLE).await;
+    settle_and_reset(&server).await;
     let secret = server.get("secrets", "ns", "a").unwrap();
     assert_eq!(secret["data"]["k"], "b25l");
     assert_eq!(secret["metadata"]["ownerReferences"][0]["name"], "a");
 
-    server.reset_counters();
     let reconciles = ctx.reconciles.load(Ordering::SeqCst);
     tokio::time::sleep(SETTLE).await;
     assert_eq!(server.total_writes(), 0, "{:?}", server.write_log());
@@ -106,8 +114,7 @@ async fn a_controller_converges_then_makes_zero_writes() {
         })
         .await
         .unwrap();
-    tokio::time::sleep(SETTLE).await;
-    server.reset_counters();
+    settle_and_reset(&server).await;
     tokio::time::sleep(SETTLE).await;
     assert_eq!(server.total_writes(), 0, "{:?}", server.write_log());
 
@@ -175,8 +182,7 @@ async fn a_status_writing_controller_does_not_hot_loop() {
         .wait_for(Duration::from_secs(5), observed(1))
         .await
         .unwrap();
-    tokio::time::sleep(SETTLE).await;
-    server.reset_counters();
+    settle_and_reset(&server).await;
     tokio::time::sleep(SETTLE).await;
     assert_eq!(server.total_writes(), 0, "{:?}", server.write_log());
 
@@ -191,8 +197,7 @@ async fn a_status_writing_controller_does_not_hot_loop() {
         .wait_for(Duration::from_secs(5), observed(2))
         .await
         .unwrap();
-    tokio::time::sleep(SETTLE).await;
-    server.reset_counters();
+    settle_and_reset(&server).await;
     tokio::time::sleep(SETTLE).await;
     assert_eq!(
         server.write_count("scheduledbackups/status", Verb::Apply),
