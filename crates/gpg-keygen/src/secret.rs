@@ -69,6 +69,20 @@ pub fn desired_secret(
     }
 }
 
+/// The offline `gpg-keygen generate` output: a freshly generated key Secret as a YAML manifest, for GitOps users
+/// who encrypt (seal) it themselves. Without `namespace` the manifest has none, so `kubectl -n` decides.
+pub fn generate_manifest(
+    namespace: Option<&str>,
+    reference: &GpgKeySecretRef,
+    email: &str,
+    algorithm: crd_types::KeyAlgorithm,
+) -> anyhow::Result<String> {
+    let key = keys::generate(email, algorithm)?;
+    let mut secret = desired_secret(namespace.unwrap_or_default(), reference, email, &key);
+    secret.metadata.namespace = namespace.map(str::to_string);
+    Ok(serde_saphyr::to_string(&secret)?)
+}
+
 fn bytes(s: &str) -> ByteString {
     ByteString(s.as_bytes().to_vec())
 }

@@ -251,3 +251,39 @@ fn original_example_secret_with_truncated_keys_is_invalid() {
         }
     ));
 }
+
+#[test]
+fn generated_manifest_parses_back_into_a_valid_key_secret() {
+    let r = reference("private", "public", "");
+    let yaml = generate_manifest(
+        Some("backups"),
+        &r,
+        "backups@example.org",
+        KeyAlgorithm::Ed25519,
+    )
+    .unwrap();
+    assert!(yaml.contains("kind: Secret"), "{yaml}");
+    let secret: Secret = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(secret.metadata.namespace.as_deref(), Some("backups"));
+    assert_eq!(secret.metadata.name.as_deref(), Some("backup-keys"));
+    let Assessment::Valid { fingerprint } = assess(&secret, &r) else {
+        panic!("manifest does not hold a valid pair: {yaml}");
+    };
+    assert_eq!(
+        secret.metadata.annotations.unwrap()["riotkit.org/gpg-fingerprint"],
+        fingerprint.as_str()
+    );
+}
+
+#[test]
+fn generated_manifest_without_namespace_leaves_it_to_kubectl() {
+    let yaml = generate_manifest(
+        None,
+        &reference("", "", ""),
+        "backups@example.org",
+        KeyAlgorithm::Ed25519,
+    )
+    .unwrap();
+    let secret: Secret = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(secret.metadata.namespace, None);
+}
