@@ -74,7 +74,7 @@ def probe(initial: int, period: int) -> Group:
     )
 
 
-def subchart_values(name: str, leader_election: bool, concurrency: bool, resources: dict) -> dict:
+def subchart_values(name: str, leader_election: bool, concurrency: bool, resources: dict, honor_labels: bool = False) -> dict:
     v: dict = {
         "enabled": Leaf(True, BOOL, f"Install {name} (read by the umbrella chart's dependency condition)."),
         "image": Group(
@@ -141,6 +141,13 @@ def subchart_values(name: str, leader_election: bool, concurrency: bool, resourc
                     "interval": Leaf("30s", DURATION, "Scrape interval."),
                     "scrapeTimeout": Leaf("10s", DURATION, "Scrape timeout."),
                     "labels": Leaf({}, STRMAP, "Extra labels, e.g. the `release` label your Prometheus selects."),
+                    "honorLabels": Leaf(
+                        honor_labels,
+                        BOOL,
+                        "Keep the target's own `namespace` label on conflicts. The exporter's `namespace` names the backed-up namespace, which the shipped alerts and dashboard rely on."
+                        if honor_labels
+                        else "Keep the target's own labels on conflicts with Prometheus' target labels.",
+                    ),
                 },
             ),
             "networkPolicy": Group(
@@ -223,6 +230,7 @@ SUBCHARTS = {
         leader_election=False,
         concurrency=False,
         resources={"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+        honor_labels=True,
     ),
 }
 
@@ -465,7 +473,9 @@ def expected_files() -> dict[Path, str | None]:
     shared = sorted(SHARED_TEMPLATES.iterdir())
     for name, cfg in SUBCHARTS.items():
         chart = UMBRELLA / "charts" / name
-        tree = subchart_values(name, cfg["leader_election"], cfg["concurrency"], cfg["resources"])
+        tree = subchart_values(
+            name, cfg["leader_election"], cfg["concurrency"], cfg["resources"], cfg.get("honor_labels", False)
+        )
         for src in shared:
             files[chart / "templates" / src.name] = src.read_text()
         files[chart / "Chart.yaml"] = subchart_chart_yaml(name, cfg["description"])

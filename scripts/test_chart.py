@@ -105,6 +105,17 @@ def render(*sets: str, chart: Path = CHART, extra: tuple[str, ...] = ()) -> list
     return list(_render(str(chart), tuple(args)))
 
 
+def notes(chart: Path, *sets: str) -> str:
+    """NOTES.txt as `helm install --dry-run=client` prints it (no cluster needed)."""
+    cmd = [HELM, "install", RELEASE, str(chart), "--namespace", NAMESPACE, "--dry-run=client"]
+    for s in sets:
+        cmd += ["--set", s]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RenderError(proc.stderr.strip())
+    return proc.stdout.split("NOTES:", 1)[1]
+
+
 def kinds(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
@@ -445,8 +456,15 @@ class Optional(unittest.TestCase):
         self.assertEqual(sm["spec"]["endpoints"][0]["port"], "metrics")
         self.assertEqual(sm["spec"]["endpoints"][0]["path"], "/metrics")
         self.assertEqual(sm["spec"]["selector"]["matchLabels"], named(docs, "Service", f"{RELEASE}-gpg-keygen-metrics")["spec"]["selector"])
+        self.assertIs(sm["spec"]["endpoints"][0]["honorLabels"], False)
         (np,) = kinds(docs, "NetworkPolicy")
         self.assertEqual(np["metadata"]["name"], f"{RELEASE}-metrics-exporter")
+
+    def test_exporter_service_monitor_honors_labels_so_its_namespace_label_survives(self):
+        docs = render("metrics-exporter.serviceMonitor.enabled=true")
+        (sm,) = kinds(docs, "ServiceMonitor")
+        self.assertEqual(sm["metadata"]["name"], f"{RELEASE}-metrics-exporter")
+        self.assertIs(sm["spec"]["endpoints"][0]["honorLabels"], True)
 
     def test_network_policy_allows_only_metrics_in_and_dns_plus_api_server_out(self):
         docs = render(
@@ -474,6 +492,17 @@ class Optional(unittest.TestCase):
             self.assertEqual(rule["metadata"]["namespace"], NAMESPACE)
             alert = rule["spec"]["groups"][0]["rules"][0]
             self.assertEqual(alert["annotations"]["summary"], "{{ $labels.job }} down")
+
+    def test_notes_warn_when_alerts_are_on_but_a_controller_is_not_scraped(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            chart = chart_copy(tmp, with_rules=True)
+            scraped = [f"{n}.serviceMonitor.enabled=true" for n in CONTROLLERS]
+            self.assertNotIn("WARNING", notes(chart, "prometheusRule.enabled=true", *scraped))
+            text = notes(chart, "prometheusRule.enabled=true", *scraped[1:])
+            self.assertIn("gpg-keygen.serviceMonitor.enabled is false", text)
+            text = notes(chart, "prometheusRule.enabled=true", "action-controller.enabled=false", *scraped)
+            self.assertIn("action-controller is disabled but prometheusRule is enabled", text)
+            self.assertIn("action-controller: disabled", text)
 
     def test_prometheus_rule_without_the_rules_file_fails_with_the_fix(self):
         with tempfile.TemporaryDirectory() as tmp:
