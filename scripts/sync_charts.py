@@ -127,6 +127,12 @@ def subchart_values(name: str, leader_election: bool, concurrency: bool, resourc
             {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
             "`--concurrency`: reconciles in parallel. null: the binary's default.",
         )
+    if name == "metrics-exporter":
+        v["overdueGrace"] = Leaf(
+            "",
+            {"type": "string", "pattern": "^(([0-9]+(h|m|s))+)?$"},
+            "`--overdue-grace`: how long after an expected run a missing success counts as overdue (`30m`, `2h30m`). Empty: the binary's default (1h).",
+        )
     v.update(
         {
             "metrics": Group(

@@ -390,6 +390,14 @@ class Workloads(unittest.TestCase):
         self.assertEqual(env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name")
         self.assertEqual(env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace")
 
+    def test_exporter_overdue_grace_is_passed_only_when_set(self):
+        self.assertFalse([a for a in container(render(), "metrics-exporter")["args"] if a.startswith("--overdue-grace")])
+        self.assertIn("--overdue-grace=2h30m", container(render("metrics-exporter.overdueGrace=2h30m"), "metrics-exporter")["args"])
+        with self.assertRaisesRegex(RenderError, "overdueGrace"):
+            render("metrics-exporter.overdueGrace=soon")
+        with self.assertRaisesRegex(RenderError, "overdueGrace"):
+            render("gpg-keygen.overdueGrace=1h")
+
     def test_defaults_log_json_at_info_for_the_whole_cluster(self):
         c = container(render(), "scheduled-controller")
         self.assertEqual(c["args"], ["run", "--metrics-addr=0.0.0.0:8080", "--leader-election=true", "--log-format=json"])
