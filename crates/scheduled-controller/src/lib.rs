@@ -1,1 +1,256 @@
+//! scheduled-controller: turns each `ScheduledBackup` into the objects that run its procedure.
+//!
+//! - **Watches**: ScheduledBackups; the ConfigMaps, Secrets and CronJobs it manages (label
+//!   `app.kubernetes.io/managed-by=backup-maker-scheduled-controller`); Jobs labelled `riotkit.org/scheduled-backup`;
+//!   ClusterBackupProcedureTemplates (mapped to the SBs using them); Secret metadata (mapped to the SBs whose
+//!   token, vars or key Secret it is).
+//! - **Writes** (server-side apply, field manager `backup-maker-scheduled-controller`): per operation a ConfigMap
+//!   (script) and a Secret (`HelmValues.env`), the CronJob of `spec.operation` when enabled, and `.status`.
+//!   Children this SB no longer needs are deleted. Nothing is written when everything already matches.
+//! - **Owns conditions**: `Ready`, `TemplateRendered`, `ChildrenApplied`, `LastRunSucceeded` (gpg-keygen owns
+//!   `GPGKeyReady`, which this controller waits for).
 
+pub mod apply;
+pub mod dereference;
+pub mod diff;
+pub mod error;
+pub mod health;
+pub mod reconcile;
+pub mod status;
+pub mod validate;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
+use crd_types::{ClusterBackupProcedureTemplate, ScheduledBackup};
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::core::PartialObjectMeta;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use metrics_exporter::health::Health;
+use metrics_exporter::metrics::ControllerMetrics;
+
+pub use error::Error;
+
+/// Name used for metrics, events and the leader Lease.
+pub const NAME: &str = "scheduled-controller";
+
+/// How the controller runs.
+#[derive(Clone)]
+pub struct Config {
+    /// Watch one namespace instead of all.
+    pub namespace: Option<String>,
+    /// Maximum parallel reconciles.
+    pub concurrency: u16,
+    /// Reconcile metrics.
+    pub metrics: ControllerMetrics,
+    /// Readiness, flipped once the caches are synced.
+    pub health: Health,
+    /// Identity in events (the pod name).
+    pub instance: Option<String>,
+}
+
+/// Watch caches the reconcile reads instead of the API.
+pub struct Stores {
+    /// Managed ConfigMaps.
+    pub config_maps: Store<ConfigMap>,
+    /// Managed Secrets.
+    pub secrets: Store<Secret>,
+    /// Managed CronJobs.
+    pub cron_jobs: Store<CronJob>,
+    /// Jobs labelled with a ScheduledBackup.
+    pub jobs: Store<Job>,
+    /// All procedure templates.
+    pub templates: Store<ClusterBackupProcedureTemplate>,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Event recorder (reporter `scheduled-controller`).
+    pub recorder: Recorder,
+    /// Watch caches.
+    pub stores: Stores,
+    /// Metrics.
+    pub metrics: ControllerMetrics,
+}
+
+fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let ns = &config.namespace;
+    let managed = watcher::Config::default().labels(&format!(
+        "{}={SCHEDULED_CONTROLLER}",
+        labels::APP_MANAGED_BY
+    ));
+    let labelled_jobs = watcher::Config::default().labels(labels::SCHEDULED_BACKUP);
+
+    // Each child kind is watched once: the reflector feeds both the cache and the controller's trigger.
+    let (config_maps, cm_writer) = reflector::store();
+    let cm_stream = reflector::reflector(
+        cm_writer,
+        watcher(api::<ConfigMap>(&client, ns), managed.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (secrets, secret_writer) = reflector::store();
+    let secret_stream = reflector::reflector(
+        secret_writer,
+        watcher(api::<Secret>(&client, ns), managed.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (cron_jobs, cron_writer) = reflector::store();
+    let cron_stream =
+        reflector::reflector(cron_writer, watcher(api::<CronJob>(&client, ns), managed))
+            .default_backoff()
+            .touched_objects();
+    let (jobs, job_writer) = reflector::store();
+    let job_stream =
+        reflector::reflector(job_writer, watcher(api::<Job>(&client, ns), labelled_jobs))
+            .default_backoff()
+            .touched_objects();
+    let (templates, template_writer) = reflector::store();
+    let template_stream = reflector::reflector(
+        template_writer,
+        watcher(
+            Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+    // Referenced Secrets (token, vars, key) are only mapped to SBs, never cached: metadata is enough.
+    let secret_meta: Api<PartialObjectMeta<Secret>> = match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let secret_refs = watcher(secret_meta, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+
+    let controller = Controller::new(
+        api::<ScheduledBackup>(&client, ns),
+        watcher::Config::default(),
+    )
+    .with_config(controller::Config::default().concurrency(config.concurrency));
+    let sbs = controller.store();
+
+    let ready_stores = (
+        config_maps.clone(),
+        secrets.clone(),
+        cron_jobs.clone(),
+        jobs.clone(),
+        templates.clone(),
+        sbs.clone(),
+    );
+    let health = config.health.clone();
+    tokio::spawn(async move {
+        let (a, b, c, d, e, f) = ready_stores;
+        let synced = async {
+            a.wait_until_ready().await?;
+            b.wait_until_ready().await?;
+            c.wait_until_ready().await?;
+            d.wait_until_ready().await?;
+            e.wait_until_ready().await?;
+            f.wait_until_ready().await
+        };
+        if synced.await.is_ok() {
+            health.set_ready(true);
+        }
+    });
+
+    let context = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: NAME.into(),
+                instance: config.instance.clone(),
+            },
+        ),
+        stores: Stores {
+            config_maps,
+            secrets,
+            cron_jobs,
+            jobs,
+            templates,
+        },
+        metrics: config.metrics.clone(),
+    });
+
+    let template_sbs = sbs.clone();
+    let secret_sbs = sbs.clone();
+    controller
+        .owns_stream(cm_stream)
+        .owns_stream(secret_stream)
+        .owns_stream(cron_stream)
+        .watches_stream(job_stream, |job: Job| {
+            let sb = job.labels().get(labels::SCHEDULED_BACKUP).cloned();
+            sb.zip(job.namespace())
+                .map(|(name, ns)| ObjectRef::new(&name).within(&ns))
+        })
+        .watches_stream(
+            template_stream,
+            move |template: ClusterBackupProcedureTemplate| {
+                let name = template.name_any();
+                template_sbs
+                    .state()
+                    .iter()
+                    .filter(|sb| {
+                        sb.spec.template_ref.kind == "ClusterBackupProcedureTemplate"
+                            && sb.spec.template_ref.name == name
+                    })
+                    .map(|sb| ObjectRef::from_obj(sb.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches_stream(secret_refs, move |secret| {
+            let (name, namespace) = (secret.name_any(), secret.namespace());
+            secret_sbs
+                .state()
+                .iter()
+                .filter(|sb| sb.namespace() == namespace && references_secret(sb, &name))
+                .map(|sb| ObjectRef::from_obj(sb.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile did not complete");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// True when the SB refers to the Secret `name` (token, vars or key Secret).
+pub fn references_secret(sb: &ScheduledBackup, name: &str) -> bool {
+    sb.spec.token_secret_ref.secret_name == name
+        || sb.spec.gpg_key_secret_ref.secret_name == name
+        || sb
+            .spec
+            .vars_secret_ref
+            .as_ref()
+            .is_some_and(|v| v.secret_name == name)
+}

@@ -1,0 +1,129 @@
+//! Applying the desired children with server-side apply, and pruning the ones that should no longer exist.
+//!
+//! Each child is compared with the watch cache first, so a converged ScheduledBackup costs no writes. A child
+//! whose name is taken by an object this ScheduledBackup does not own is never touched.
+
+use std::fmt::Debug;
+
+use crd_types::ChildReference;
+use crd_types::constants::field_managers::SCHEDULED_CONTROLLER;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Context;
+use crate::diff::contains;
+use crate::error::Error;
+
+/// What an apply pass changed, for events.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Changes {
+    /// `Kind/name` of children created or updated.
+    pub applied: Vec<String>,
+    /// `Kind/name` of children deleted.
+    pub pruned: Vec<String>,
+}
+
+/// True when `object` is controlled by the owner with this uid.
+pub fn controlled_by<K: Resource>(object: &K, owner_uid: &str) -> bool {
+    object
+        .owner_references()
+        .iter()
+        .any(|o| o.uid == owner_uid && o.controller == Some(true))
+}
+
+/// Applies `desired` objects of one kind, then deletes this owner's objects of that kind not in `desired`.
+pub async fn sync_kind<K>(
+    ctx: &Context,
+    store: &Store<K>,
+    namespace: &str,
+    owner_uid: &str,
+    desired: &[K],
+    changes: &mut Changes,
+    applied: &mut Vec<ChildReference>,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let kind = K::kind(&()).to_string();
+    let plural = K::plural(&()).to_string();
+    for object in desired {
+        let name = object.name_any();
+        let cached = store.get(&ObjectRef::new(&name).within(namespace));
+        // The cache only holds objects labelled as ours; a foreign object with the name must be looked up.
+        let observed = match cached {
+            Some(o) => Some(o.as_ref().clone()),
+            None => api
+                .get_opt(&name)
+                .await
+                .map_err(Error::kube(format!("reading {kind} {name}")))?,
+        };
+        if let Some(observed) = &observed {
+            if !controlled_by(observed, owner_uid) {
+                return Err(Error::NameCollision {
+                    kind: kind.clone(),
+                    namespace: namespace.to_string(),
+                    name,
+                });
+            }
+            let observed_json = serde_json::to_value(observed).unwrap_or_default();
+            let desired_json = serde_json::to_value(object).unwrap_or_default();
+            if observed.meta().deletion_timestamp.is_none()
+                && contains(&observed_json, &desired_json)
+            {
+                applied.push(reference::<K>(&name));
+                continue;
+            }
+        }
+        api.patch(
+            &name,
+            &PatchParams::apply(SCHEDULED_CONTROLLER).force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .map_err(Error::kube(format!("applying {kind} {name}")))?;
+        ctx.metrics.api_write(&plural, "apply");
+        changes.applied.push(format!("{kind}/{name}"));
+        applied.push(reference::<K>(&name));
+    }
+
+    let wanted: Vec<String> = desired.iter().map(|o| o.name_any()).collect();
+    let stale: Vec<String> = store
+        .state()
+        .iter()
+        .filter(|o| {
+            o.namespace().as_deref() == Some(namespace) && controlled_by(o.as_ref(), owner_uid)
+        })
+        .map(|o| o.name_any())
+        .filter(|name| !wanted.contains(name))
+        .collect();
+    for name in stale {
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(Error::kube(format!("pruning {kind} {name}"))(e)),
+        }
+        ctx.metrics.api_write(&plural, "delete");
+        changes.pruned.push(format!("{kind}/{name}"));
+    }
+    Ok(())
+}
+
+fn reference<K: Resource<DynamicType = ()>>(name: &str) -> ChildReference {
+    ChildReference {
+        api_version: K::api_version(&()).to_string(),
+        kind: K::kind(&()).to_string(),
+        name: name.to_string(),
+        tracking_id: None,
+    }
+}

@@ -1,0 +1,90 @@
+//! Errors of the scheduled-controller. User-facing ones name the object, the field and the fix; each has a
+//! stable CamelCase `reason()` used in conditions, events and the `reconcile_errors_total` metric.
+
+use crd_types::constants::reasons;
+
+use crate::status::Step;
+
+/// Everything a reconcile can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `spec.templateRef.kind` is not `internal` or `ClusterBackupProcedureTemplate`.
+    #[error("{0}")]
+    InvalidTemplateKind(String),
+    /// The referenced template does not exist.
+    #[error("{0}")]
+    TemplateNotFound(String),
+    /// A referenced Secret (token, vars) is missing or lacks a key.
+    #[error("{0}")]
+    SecretNotFound(String),
+    /// The key Secret is missing or gpg-keygen has not validated it.
+    #[error("{0}")]
+    WaitingForKeySecret(String),
+    /// The cron expression or time zone is not valid Kubernetes CronJob syntax.
+    #[error("{0}")]
+    InvalidSchedule(String),
+    /// Rendering failed (missing variable, bad vars, ...).
+    #[error("{0}")]
+    Render(#[from] template_engine::Error),
+    /// A child's name is taken by an object this ScheduledBackup does not own.
+    #[error(
+        "{kind} {namespace}/{name} already exists and is not owned by this ScheduledBackup: it is never overwritten; rename or delete it, or rename the ScheduledBackup"
+    )]
+    NameCollision {
+        /// Kind of the foreign object.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The ScheduledBackup has no namespace or uid (never the case for objects from the apiserver).
+    #[error("ScheduledBackup is missing {0}")]
+    MissingObjectKey(&'static str),
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API call failed while {action}: {source}")]
+    Kube {
+        /// What was being done.
+        action: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// Stable label for conditions, events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidTemplateKind(_) => reasons::INVALID_TEMPLATE_KIND,
+            Error::TemplateNotFound(_) => reasons::TEMPLATE_NOT_FOUND,
+            Error::SecretNotFound(_) => reasons::SECRET_NOT_FOUND,
+            Error::WaitingForKeySecret(_) => reasons::WAITING_FOR_KEY_SECRET,
+            Error::InvalidSchedule(_) => reasons::INVALID_SCHEDULE,
+            Error::Render(e) => e.reason(),
+            Error::NameCollision { .. } => reasons::NAME_COLLISION,
+            Error::MissingObjectKey(_) => "InvalidObject",
+            Error::Kube { .. } => "KubeApiError",
+        }
+    }
+
+    /// The pipeline step of a user-facing error (shown in status); `None` for transient errors, which are
+    /// retried with backoff instead.
+    pub fn step(&self) -> Option<Step> {
+        match self {
+            Error::InvalidTemplateKind(_)
+            | Error::TemplateNotFound(_)
+            | Error::SecretNotFound(_)
+            | Error::InvalidSchedule(_) => Some(Step::Dependencies),
+            Error::WaitingForKeySecret(_) => Some(Step::KeySecret),
+            Error::Render(_) => Some(Step::Render),
+            Error::NameCollision { .. } => Some(Step::Apply),
+            Error::MissingObjectKey(_) | Error::Kube { .. } => None,
+        }
+    }
+
+    pub(crate) fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+        let action = action.into();
+        move |source| Error::Kube { action, source }
+    }
+}

@@ -1,0 +1,325 @@
+//! The thin driver: dereference → validate → build → apply → status, for one ScheduledBackup.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
+use crd_types::{ChildReference, ScheduledBackup, ScheduledBackupStatus};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::Context;
+use crate::apply::{Changes, sync_kind};
+use crate::dereference::dereference;
+use crate::error::Error;
+use crate::health::summarise;
+use crate::status::{Outcome, desired_status, owned_part, previous_runs};
+
+/// Requeue of a converged object: a safety net only, every real change arrives through a watch.
+pub const RESYNC: Duration = Duration::from_secs(10 * 60);
+
+/// Reconciles one ScheduledBackup.
+#[tracing::instrument(skip_all, fields(namespace = sb.namespace().unwrap_or_default(), name = sb.name_any()))]
+pub async fn reconcile(sb: Arc<ScheduledBackup>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_timer();
+    match reconcile_inner(&sb, &ctx).await {
+        Ok((action, None)) => {
+            ctx.metrics.reconcile_succeeded();
+            Ok(action)
+        }
+        // A user error is reported in status; it still counts as a failed reconcile, by reason.
+        Ok((action, Some(reason))) => {
+            ctx.metrics.reconcile_failed(reason);
+            Ok(action)
+        }
+        Err(e) => {
+            ctx.metrics.reconcile_failed(e.reason());
+            Err(e)
+        }
+    }
+}
+
+async fn reconcile_inner(
+    sb: &ScheduledBackup,
+    ctx: &Context,
+) -> Result<(Action, Option<&'static str>), Error> {
+    if sb.meta().deletion_timestamp.is_some() {
+        // Children go with the garbage collector (ownerReferences); the key Secret is not owned and stays.
+        return Ok((Action::await_change(), None));
+    }
+    let namespace = sb
+        .namespace()
+        .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let uid = sb.uid().ok_or(Error::MissingObjectKey("metadata.uid"))?;
+
+    let outcome = match converge(ctx, sb, &namespace, &uid).await {
+        Ok((children, hash, notes, changes)) => {
+            publish_changes(ctx, sb, &changes).await;
+            Outcome::Applied {
+                children,
+                hash,
+                notes,
+            }
+        }
+        Err(error) => match error.step() {
+            Some(step) => Outcome::Failed {
+                step,
+                reason: error.reason(),
+                message: error.to_string(),
+            },
+            // Transient: let error_policy back off; status is left as it was.
+            None => return Err(error),
+        },
+    };
+    let failure = match &outcome {
+        Outcome::Failed { reason, .. } => Some(*reason),
+        Outcome::Applied { .. } => None,
+    };
+
+    let runs = observe_runs(ctx, sb, &namespace, &uid);
+    let now = Time(jiff::Timestamp::now());
+    let status = desired_status(sb, &outcome, &runs, now);
+    write_status(ctx, sb, &namespace, status).await?;
+    Ok((Action::requeue(RESYNC), failure))
+}
+
+/// Everything up to and including the apply. A user-facing error stops here, before anything is written.
+async fn converge(
+    ctx: &Context,
+    sb: &ScheduledBackup,
+    namespace: &str,
+    uid: &str,
+) -> Result<(Vec<ChildReference>, String, Vec<String>, Changes), Error> {
+    let deps = dereference(&ctx.client, &ctx.stores.templates, sb, namespace).await?;
+    crate::dereference::check_key_secret(&ctx.client, sb, namespace).await?;
+    crate::validate::validate(sb)?;
+    let inputs = template_engine::Inputs {
+        scheduled_backup: sb,
+        template: &deps.template,
+        token_secret: &deps.token_secret,
+        vars_secret: deps.vars_secret.as_ref(),
+    };
+    let desired = template_engine::desired_children(&inputs)?;
+
+    let mut changes = Changes::default();
+    let mut children = Vec::new();
+    let stores = &ctx.stores;
+    sync_kind(
+        ctx,
+        &stores.config_maps,
+        namespace,
+        uid,
+        &desired.config_maps,
+        &mut changes,
+        &mut children,
+    )
+    .await?;
+    sync_kind(
+        ctx,
+        &stores.secrets,
+        namespace,
+        uid,
+        &desired.secrets,
+        &mut changes,
+        &mut children,
+    )
+    .await?;
+    let cron_jobs: Vec<_> = desired.cron_job.into_iter().collect();
+    sync_kind(
+        ctx,
+        &stores.cron_jobs,
+        namespace,
+        uid,
+        &cron_jobs,
+        &mut changes,
+        &mut children,
+    )
+    .await?;
+    Ok((children, desired.hash, desired.skipped, changes))
+}
+
+/// Jobs spawned by this ScheduledBackup's CronJob (not those of actions), from the watch cache.
+fn observe_runs(
+    ctx: &Context,
+    sb: &ScheduledBackup,
+    namespace: &str,
+    uid: &str,
+) -> crate::health::RunsSummary {
+    let name = sb.name_any();
+    let cron_job = ctx.stores.cron_jobs.state().into_iter().find(|c| {
+        c.namespace().as_deref() == Some(namespace) && crate::apply::controlled_by(c.as_ref(), uid)
+    });
+    let cron_uid = cron_job.as_ref().and_then(|c| c.uid());
+    let jobs: Vec<Arc<Job>> = ctx
+        .stores
+        .jobs
+        .state()
+        .into_iter()
+        .filter(|j| {
+            j.namespace().as_deref() == Some(namespace)
+                && j.labels().get(labels::SCHEDULED_BACKUP)
+                    == Some(&template_engine::label_value(&name))
+                && cron_uid
+                    .as_deref()
+                    .is_some_and(|cu| j.owner_references().iter().any(|o| o.uid == cu))
+        })
+        .collect();
+    let job_refs: Vec<&Job> = jobs.iter().map(|j| j.as_ref()).collect();
+    summarise(cron_job.as_deref(), &job_refs, &previous_runs(sb))
+}
+
+/// Server-side applies the status this controller owns, only when it differs from what is stored.
+async fn write_status(
+    ctx: &Context,
+    sb: &ScheduledBackup,
+    namespace: &str,
+    status: ScheduledBackupStatus,
+) -> Result<(), Error> {
+    let current = owned_part(&sb.status.clone().unwrap_or_default());
+    if same_status(&current, &status) {
+        return Ok(());
+    }
+    let before = sb.status.clone().unwrap_or_default();
+    let api: Api<ScheduledBackup> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = json!({
+        "apiVersion": crd_types::constants::API_VERSION,
+        "kind": "ScheduledBackup",
+        "status": status,
+    });
+    api.patch_status(
+        &sb.name_any(),
+        &PatchParams::apply(SCHEDULED_CONTROLLER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("writing ScheduledBackup status"))?;
+    ctx.metrics.api_write("scheduledbackups/status", "apply");
+    publish_status_events(ctx, sb, &before, &status).await;
+    Ok(())
+}
+
+/// Conditions compare as a set keyed by type: their order in the stored list is not ours to keep.
+fn same_status(a: &ScheduledBackupStatus, b: &ScheduledBackupStatus) -> bool {
+    let sorted = |s: &ScheduledBackupStatus| {
+        let mut s = s.clone();
+        s.conditions.sort_by(|x, y| x.type_.cmp(&y.type_));
+        s
+    };
+    sorted(a) == sorted(b)
+}
+
+async fn publish(
+    ctx: &Context,
+    sb: &ScheduledBackup,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    match ctx.recorder.publish(&event, &sb.object_ref(&())).await {
+        Ok(()) => ctx.metrics.api_write("events", "create"),
+        Err(e) => warn!(error = %e, "could not publish event"),
+    }
+}
+
+async fn publish_changes(ctx: &Context, sb: &ScheduledBackup, changes: &Changes) {
+    if !changes.applied.is_empty() {
+        info!(children = ?changes.applied, "applied children");
+        publish(
+            ctx,
+            sb,
+            EventType::Normal,
+            "ChildrenApplied",
+            "Apply",
+            format!("applied {}", changes.applied.join(", ")),
+        )
+        .await;
+    }
+    if !changes.pruned.is_empty() {
+        info!(children = ?changes.pruned, "pruned children");
+        publish(
+            ctx,
+            sb,
+            EventType::Normal,
+            "ChildrenPruned",
+            "Prune",
+            format!("deleted {}", changes.pruned.join(", ")),
+        )
+        .await;
+    }
+}
+
+/// Events for what changed in status: a new error (once per change, not per retry) and finished runs.
+async fn publish_status_events(
+    ctx: &Context,
+    sb: &ScheduledBackup,
+    before: &ScheduledBackupStatus,
+    after: &ScheduledBackupStatus,
+) {
+    use crd_types::constants::condition_types::READY;
+    let ready_before = crd_types::conditions::find(&before.conditions, READY);
+    if let Some(ready) = crd_types::conditions::find(&after.conditions, READY)
+        && ready.status == "False"
+        && ready_before.is_none_or(|b| b.reason != ready.reason || b.message != ready.message)
+    {
+        warn!(reason = %ready.reason, message = %ready.message, "ScheduledBackup is not ready");
+        publish(
+            ctx,
+            sb,
+            EventType::Warning,
+            &ready.reason,
+            "Reconcile",
+            ready.message.clone(),
+        )
+        .await;
+    }
+    if after.last_successful_time.is_some()
+        && after.last_successful_time != before.last_successful_time
+    {
+        publish(
+            ctx,
+            sb,
+            EventType::Normal,
+            "JobSucceeded",
+            "ObserveRun",
+            "a scheduled run succeeded".into(),
+        )
+        .await;
+    }
+    if after.last_failed_time.is_some() && after.last_failed_time != before.last_failed_time {
+        let message = crd_types::conditions::find(
+            &after.conditions,
+            crd_types::constants::condition_types::LAST_RUN_SUCCEEDED,
+        )
+        .map(|c| c.message.clone())
+        .unwrap_or_else(|| "a scheduled run failed".into());
+        publish(
+            ctx,
+            sb,
+            EventType::Warning,
+            "JobFailed",
+            "ObserveRun",
+            message,
+        )
+        .await;
+    }
+}
+
+/// Transient errors back off; user errors never reach here (they are reported in status).
+pub fn error_policy(_sb: Arc<ScheduledBackup>, error: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(error = %error, reason = error.reason(), "reconcile failed, retrying");
+    Action::requeue(Duration::from_secs(15))
+}

@@ -1,0 +1,431 @@
+//! The scheduled-controller's rules, on the in-process fake API server (gpg-keygen's part is simulated by
+//! seeding the key Secret and its `GPGKeyReady` condition).
+
+use std::time::Duration;
+
+use fake_apiserver::{FakeApiServer, Verb};
+use metrics_exporter::health::Health;
+use metrics_exporter::metrics::ControllerMetrics;
+use serde_json::{Value, json};
+
+const NS: &str = "team-a";
+
+struct World {
+    metrics: ControllerMetrics,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn server() -> FakeApiServer {
+    let mut builder = FakeApiServer::builder();
+    for crd in crd_types::all_crds() {
+        builder = builder.crd_defaults_from_yaml(&serde_json::to_string(&crd).unwrap());
+    }
+    builder.build()
+}
+
+fn start(fake: FakeApiServer) -> World {
+    let metrics = ControllerMetrics::new("scheduled-controller", &prometheus::Registry::new());
+    let config = scheduled_controller::Config {
+        namespace: None,
+        concurrency: 4,
+        metrics: metrics.clone(),
+        health: Health::default(),
+        instance: Some("test".into()),
+    };
+    let client = fake.client();
+    let task = tokio::spawn(async move {
+        scheduled_controller::run(client, config, std::future::pending())
+            .await
+            .unwrap();
+    });
+    World { metrics, task }
+}
+
+fn secret(name: &str, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS}, "stringData": data})
+}
+
+fn scheduled_backup(name: &str, spec_patch: Value) -> Value {
+    let mut sb = json!({
+        "apiVersion": "riotkit.org/v1alpha1", "kind": "ScheduledBackup",
+        "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}")},
+        "spec": {
+            "operation": "backup",
+            "cronJob": {"enabled": true, "scheduleEvery": "0 3 * * *"},
+            "templateRef": {"kind": "internal", "name": "pg15"},
+            "gpgKeySecretRef": {"secretName": "keys", "createIfNotExists": true, "email": "a@example.org"},
+            "tokenSecretRef": {"secretName": "token", "tokenKey": "token"},
+            "vars": "Params: {hostname: db, port: 5432, db: app, user: app, password: pw}\nRepository: {url: 'https://b.example.org', passphrase: '', collectionId: c1}\n"
+        },
+        "status": {"conditions": [{"type": "GPGKeyReady", "status": "True", "reason": "KeySecretValid", "message": "ok", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    });
+    merge(&mut sb["spec"], spec_patch);
+    sb
+}
+
+fn merge(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(&k);
+                } else {
+                    merge(t.entry(k).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p,
+    }
+}
+
+fn seed(fake: &FakeApiServer) {
+    fake.insert(secret("token", json!({"token": "jwt"})))
+        .unwrap();
+    fake.insert(secret(
+        "keys",
+        json!({"key": "private", "key.pub": "public"}),
+    ))
+    .unwrap();
+}
+
+fn ready(v: &Value) -> Option<(String, String)> {
+    let c = v["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?;
+    Some((
+        c["status"].as_str()?.to_string(),
+        c["reason"].as_str()?.to_string(),
+    ))
+}
+
+async fn wait(
+    fake: &FakeApiServer,
+    what: &str,
+    mut predicate: impl FnMut(&fake_apiserver::StateView<'_>) -> bool,
+) {
+    if fake
+        .wait_for(Duration::from_secs(15), |s| predicate(s))
+        .await
+        .is_err()
+    {
+        panic!(
+            "timed out waiting for {what}; writes: {:#?}",
+            fake.write_log()
+        );
+    }
+}
+
+async fn wait_ready(fake: &FakeApiServer, name: &str) {
+    wait(fake, "Ready=True", |s| {
+        s.get("scheduledbackups", NS, name)
+            .and_then(|sb| ready(&sb))
+            == Some(("True".into(), "Ready".into()))
+    })
+    .await;
+}
+
+async fn quiet(fake: &FakeApiServer) {
+    fake.wait_until_quiet(Duration::from_millis(300), Duration::from_secs(15))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn converging_costs_one_apply_per_child_and_one_status_write_then_nothing() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup("app", json!({}))).unwrap();
+    let world = start(fake.clone());
+    wait_ready(&fake, "app").await;
+    quiet(&fake).await;
+    // 2 ConfigMaps + 2 Secrets + 1 CronJob, one status apply, one "ChildrenApplied" event.
+    assert_eq!(fake.write_count("configmaps", Verb::Apply), 2);
+    assert_eq!(fake.write_count("secrets", Verb::Apply), 2);
+    assert_eq!(fake.write_count("cronjobs", Verb::Apply), 1);
+    assert_eq!(
+        fake.write_count("scheduledbackups/status", Verb::Apply),
+        1,
+        "{:#?}",
+        fake.write_log()
+    );
+
+    fake.reset_counters();
+    fake.modify("scheduledbackups", NS, "app", |sb| {
+        sb["metadata"]["labels"] = json!({"poke": "1"})
+    })
+    .unwrap();
+    quiet(&fake).await;
+    assert_eq!(
+        fake.total_writes(),
+        0,
+        "a converged SB must cost zero writes: {:#?}",
+        fake.write_log()
+    );
+    assert!(world.metrics.api_writes_total() >= 6);
+}
+
+#[tokio::test]
+async fn a_child_deleted_or_edited_by_hand_is_restored() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup("app", json!({}))).unwrap();
+    let _world = start(fake.clone());
+    wait_ready(&fake, "app").await;
+    let original = fake.get("configmaps", NS, "app-backup").unwrap();
+
+    fake.delete("configmaps", NS, "app-backup").unwrap();
+    wait(&fake, "ConfigMap recreated", |s| {
+        s.get("configmaps", NS, "app-backup").is_some()
+    })
+    .await;
+
+    fake.modify("configmaps", NS, "app-backup", |cm| {
+        cm["data"] = json!({"backup.sh": "rm -rf /"})
+    })
+    .unwrap();
+    wait(&fake, "ConfigMap corrected", |s| {
+        s.get("configmaps", NS, "app-backup")
+            .is_some_and(|cm| cm["data"] == original["data"])
+    })
+    .await;
+
+    fake.modify("cronjobs", NS, "app-backup", |c| {
+        c["spec"]["schedule"] = json!("* * * * *")
+    })
+    .unwrap();
+    wait(&fake, "CronJob corrected", |s| {
+        s.get("cronjobs", NS, "app-backup")
+            .is_some_and(|c| c["spec"]["schedule"] == "0 3 * * *")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn disabling_the_cronjob_or_changing_the_operation_prunes_the_old_cronjob() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup("app", json!({}))).unwrap();
+    let _world = start(fake.clone());
+    wait(&fake, "backup CronJob", |s| {
+        s.get("cronjobs", NS, "app-backup").is_some()
+    })
+    .await;
+
+    fake.modify("scheduledbackups", NS, "app", |sb| {
+        sb["spec"]["operation"] = json!("restore")
+    })
+    .unwrap();
+    wait(&fake, "CronJob switched to restore", |s| {
+        s.get("cronjobs", NS, "app-backup").is_none()
+            && s.get("cronjobs", NS, "app-restore").is_some()
+    })
+    .await;
+    wait(&fake, "a ChildrenPruned event", |s| {
+        let mut events = s.list("events.events.k8s.io");
+        events.extend(s.list("events"));
+        events.iter().any(|e| e["reason"] == "ChildrenPruned")
+    })
+    .await;
+
+    fake.modify("scheduledbackups", NS, "app", |sb| {
+        sb["spec"]["cronJob"]["enabled"] = json!(false)
+    })
+    .unwrap();
+    wait(&fake, "CronJob pruned", |s| s.list("cronjobs").is_empty()).await;
+    // Helper objects of both operations stay: actions still need them.
+    assert!(
+        fake.get("configmaps", NS, "app-backup").is_some()
+            && fake.get("configmaps", NS, "app-restore").is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_changed_template_is_rendered_again() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(json!({
+        "apiVersion": "riotkit.org/v1alpha1", "kind": "ClusterBackupProcedureTemplate",
+        "metadata": {"name": "custom"},
+        "spec": {"image": "example/tools:1", "backup": "echo backup {{ .Params.db }}", "restore": "echo restore {{ .Params.db }}"}
+    }))
+    .unwrap();
+    fake.insert(scheduled_backup(
+        "app",
+        json!({"templateRef": {"kind": "ClusterBackupProcedureTemplate", "name": "custom"}}),
+    ))
+    .unwrap();
+    let _world = start(fake.clone());
+    wait_ready(&fake, "app").await;
+    let script = |s: &fake_apiserver::StateView<'_>| {
+        s.get("configmaps", NS, "app-backup")
+            .map(|cm| cm["data"].to_string())
+            .unwrap_or_default()
+    };
+    wait(&fake, "first render", |s| {
+        script(s).contains("echo backup app")
+    })
+    .await;
+
+    fake.modify("clusterbackupproceduretemplates", "", "custom", |t| {
+        t["spec"]["backup"] = json!("echo v2 {{ .Params.db }}")
+    })
+    .unwrap();
+    wait(&fake, "re-render after the template changed", |s| {
+        script(s).contains("echo v2 app")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_a_ready_key_secret_the_sb_waits_and_proceeds_once_it_is_ready() {
+    let fake = server();
+    fake.insert(secret("token", json!({"token": "jwt"})))
+        .unwrap();
+    let mut sb = scheduled_backup("app", json!({}));
+    sb["status"] = json!({});
+    fake.insert(sb).unwrap();
+    let _world = start(fake.clone());
+    wait(&fake, "WaitingForKeySecret", |s| {
+        s.get("scheduledbackups", NS, "app")
+            .and_then(|sb| ready(&sb))
+            == Some(("False".into(), "WaitingForKeySecret".into()))
+    })
+    .await;
+    assert!(
+        fake.list("configmaps").is_empty(),
+        "nothing is rendered before the key Secret is ready"
+    );
+
+    // What gpg-keygen does: create the Secret, then report GPGKeyReady.
+    fake.insert(secret(
+        "keys",
+        json!({"key": "private", "key.pub": "public"}),
+    ))
+    .unwrap();
+    fake.modify("scheduledbackups", NS, "app", |sb| {
+        sb["status"]["conditions"].as_array_mut().unwrap().push(json!({"type": "GPGKeyReady", "status": "True", "reason": "KeySecretValid", "message": "ok", "lastTransitionTime": "2026-01-01T00:00:00Z"}));
+    })
+    .unwrap();
+    wait_ready(&fake, "app").await;
+}
+
+#[tokio::test]
+async fn a_missing_token_secret_is_reported_then_fixed_by_creating_it() {
+    let fake = server();
+    fake.insert(secret(
+        "keys",
+        json!({"key": "private", "key.pub": "public"}),
+    ))
+    .unwrap();
+    fake.insert(scheduled_backup("app", json!({}))).unwrap();
+    let _world = start(fake.clone());
+    wait(&fake, "SecretNotFound", |s| {
+        s.get("scheduledbackups", NS, "app")
+            .and_then(|sb| ready(&sb))
+            == Some(("False".into(), "SecretNotFound".into()))
+    })
+    .await;
+    let events = fake.events_for("app");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "Warning" && e["reason"] == "SecretNotFound"),
+        "{events:#?}"
+    );
+    // No hot loop: while nothing changes, nothing is written.
+    quiet(&fake).await;
+    fake.reset_counters();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fake.total_writes(), 0, "{:#?}", fake.write_log());
+
+    fake.insert(secret("token", json!({"token": "jwt"})))
+        .unwrap();
+    wait_ready(&fake, "app").await;
+}
+
+#[tokio::test]
+async fn importing_a_key_the_vars_secret_lacks_is_reported() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(secret("vars", json!({"Params.user": "u"})))
+        .unwrap();
+    fake.insert(scheduled_backup(
+        "app",
+        json!({"varsSecretRef": {"secretName": "vars", "importOnlyKeys": ["Params.password"]}}),
+    ))
+    .unwrap();
+    let _world = start(fake.clone());
+    wait(&fake, "a render error naming the key", |s| {
+        s.get("scheduledbackups", NS, "app").is_some_and(|sb| {
+            let c = sb["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned());
+            c.is_some_and(|c| {
+                c["status"] == "False"
+                    && c["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("Params.password")
+            })
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn status_reports_owned_children_and_the_cronjob() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup("app", json!({}))).unwrap();
+    let _world = start(fake.clone());
+    wait_ready(&fake, "app").await;
+    quiet(&fake).await;
+    let sb = fake.get("scheduledbackups", NS, "app").unwrap();
+    let owned: Vec<String> = sb["status"]["ownedReferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["kind"].as_str().unwrap(),
+                r["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        owned,
+        [
+            "ConfigMap/app-backup",
+            "ConfigMap/app-restore",
+            "Secret/app-backup",
+            "Secret/app-restore",
+            "CronJob/app-backup"
+        ]
+    );
+    assert_eq!(
+        sb["status"]["childrenResourcesHealth"][0]["kind"],
+        "CronJob"
+    );
+    assert_eq!(sb["status"]["observedGeneration"], 1);
+    assert!(
+        sb["status"]["lastAppliedSpecHash"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty())
+    );
+    // gpg-keygen's condition survives this controller's status applies.
+    assert!(
+        sb["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "GPGKeyReady")
+    );
+}
