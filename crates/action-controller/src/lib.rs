@@ -1,1 +1,218 @@
+//! action-controller: runs each `RequestedBackupAction` ("back up / restore now") as exactly one Job, or one Argo
+//! Workflow, and follows it to the end.
+//!
+//! - **Watches**: RequestedBackupActions; Jobs labelled `riotkit.org/requested-backup-action` (their status changes
+//!   re-trigger the owning action); ScheduledBackups (an action waiting for its SB proceeds when the SB appears or
+//!   becomes Ready); ClusterBackupProcedureTemplates (a fixed template unblocks waiting actions); and, once
+//!   discovery finds Argo Workflows installed, labelled `argoproj.io/v1alpha1` Workflows.
+//! - **Writes**: one executor per action, created with POST under a name derived from the action
+//!   ([`template_engine::job_name`]) and owned `controller: true` by it (so deleting the action deletes it); the
+//!   action's `.status` by server-side apply (field manager `backup-maker-action-controller`), only when it
+//!   differs from what is stored; Events on the action on transitions only.
+//! - **Owns**: the whole action status: `phase`, `processed`, `startTime`, `completionTime`, conditions `Ready`,
+//!   `Complete`, `Failed`, `ownedReferences`, `childrenResourcesHealth`, `healthy`.
+//! - **Never**: re-creates an executor, adopts an object it does not control, or touches a finished action
+//!   (`Succeeded`/`Failed` actions cost no API call at all).
 
+pub mod error;
+pub mod executor;
+pub mod reconcile;
+pub mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crd_types::constants::labels;
+use crd_types::{ClusterBackupProcedureTemplate, RequestedBackupAction, ScheduledBackup};
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use metrics_exporter::health::Health;
+use metrics_exporter::metrics::ControllerMetrics;
+
+pub use error::Error;
+
+/// Name used for metrics, events and the leader Lease.
+pub const NAME: &str = "action-controller";
+
+/// How the controller runs.
+#[derive(Clone)]
+pub struct Config {
+    /// Watch one namespace instead of all.
+    pub namespace: Option<String>,
+    /// Maximum parallel reconciles.
+    pub concurrency: u16,
+    /// Reconcile metrics.
+    pub metrics: ControllerMetrics,
+    /// Readiness, flipped once the caches are synced.
+    pub health: Health,
+    /// Identity in events (the pod name).
+    pub instance: Option<String>,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Event recorder (reporter `action-controller`).
+    pub recorder: Recorder,
+    /// Jobs labelled with an action.
+    pub jobs: Store<Job>,
+    /// ScheduledBackups (their Ready condition gates actions).
+    pub scheduled_backups: Store<ScheduledBackup>,
+    /// Procedure templates, for rendering.
+    pub templates: Store<ClusterBackupProcedureTemplate>,
+    /// Argo discovery and the Workflow watch.
+    pub workflows: executor::Workflows,
+    /// Metrics.
+    pub metrics: ControllerMetrics,
+}
+
+fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Actions in `namespace` waiting to run from the ScheduledBackup `sb_name` (finished ones are never woken).
+fn waiting_on(
+    actions: &Store<RequestedBackupAction>,
+    namespace: Option<String>,
+    sb_name: &str,
+) -> Vec<ObjectRef<RequestedBackupAction>> {
+    actions
+        .state()
+        .iter()
+        .filter(|a| {
+            a.namespace() == namespace
+                && a.spec.scheduled_backup_ref.name == sb_name
+                && !reconcile::is_terminal(a)
+        })
+        .map(|a| ObjectRef::from_obj(a.as_ref()))
+        .collect()
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let ns = &config.namespace;
+
+    // Each watched kind is watched once: the reflector feeds both the cache and the controller's trigger.
+    let (jobs, job_writer) = reflector::store();
+    let job_stream = reflector::reflector(
+        job_writer,
+        watcher(
+            api::<Job>(&client, ns),
+            watcher::Config::default().labels(labels::REQUESTED_BACKUP_ACTION),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (scheduled_backups, sb_writer) = reflector::store();
+    let sb_stream = reflector::reflector(
+        sb_writer,
+        watcher(
+            api::<ScheduledBackup>(&client, ns),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (templates, template_writer) = reflector::store();
+    let template_stream = reflector::reflector(
+        template_writer,
+        watcher(
+            Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (workflow_trigger, workflow_events) = futures::channel::mpsc::unbounded();
+
+    let controller = Controller::new(
+        api::<RequestedBackupAction>(&client, ns),
+        watcher::Config::default(),
+    )
+    .with_config(controller::Config::default().concurrency(config.concurrency));
+    let actions = controller.store();
+
+    let ready_stores = (
+        jobs.clone(),
+        scheduled_backups.clone(),
+        templates.clone(),
+        actions.clone(),
+    );
+    let health = config.health.clone();
+    tokio::spawn(async move {
+        let (a, b, c, d) = ready_stores;
+        let synced = async {
+            a.wait_until_ready().await?;
+            b.wait_until_ready().await?;
+            c.wait_until_ready().await?;
+            d.wait_until_ready().await
+        };
+        if synced.await.is_ok() {
+            health.set_ready(true);
+        }
+    });
+
+    let context = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: NAME.into(),
+                instance: config.instance.clone(),
+            },
+        ),
+        jobs,
+        scheduled_backups: scheduled_backups.clone(),
+        templates,
+        workflows: executor::Workflows::new(workflow_trigger, config.namespace.clone()),
+        metrics: config.metrics.clone(),
+    });
+
+    let sb_actions = actions.clone();
+    let template_actions = actions.clone();
+    controller
+        .owns_stream(job_stream)
+        .watches_stream(sb_stream, move |sb: ScheduledBackup| {
+            waiting_on(&sb_actions, sb.namespace(), &sb.name_any())
+        })
+        .watches_stream(
+            template_stream,
+            move |template: ClusterBackupProcedureTemplate| {
+                let name = template.name_any();
+                scheduled_backups
+                    .state()
+                    .iter()
+                    .filter(|sb| {
+                        sb.spec.template_ref.kind == "ClusterBackupProcedureTemplate"
+                            && sb.spec.template_ref.name == name
+                    })
+                    .flat_map(|sb| waiting_on(&template_actions, sb.namespace(), &sb.name_any()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .reconcile_on(workflow_events)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile did not complete");
+            }
+        })
+        .await;
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! Errors of the action-controller. Each has a stable CamelCase `reason()` used in the `Ready` condition, events
+//! and the `reconcile_errors_total` metric. User-facing errors name the object, the field and the fix and are
+//! reported in status; transient ones (API failures) are retried with backoff and leave status as it was.
+
+use std::time::Duration;
+
+use crd_types::constants::reasons;
+
+/// Everything a reconcile can end with besides "the executor exists".
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The action's spec can never run (e.g. `targetVersion` on a backup that got past admission). Terminal.
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// The referenced ScheduledBackup does not exist (yet).
+    #[error(
+        "ScheduledBackup {namespace}/{name} (spec.scheduledBackupRef.name) does not exist: create it, or fix the name; the action starts as soon as it exists and is Ready"
+    )]
+    ScheduledBackupNotFound {
+        /// The action's (and the ScheduledBackup's) namespace.
+        namespace: String,
+        /// `spec.scheduledBackupRef.name`.
+        name: String,
+    },
+    /// The ScheduledBackup exists but its helper objects are not applied yet (its `Ready` condition is not True).
+    #[error("waiting for ScheduledBackup {namespace}/{name} to become Ready: {detail}")]
+    WaitingForScheduledBackup {
+        /// Namespace.
+        namespace: String,
+        /// ScheduledBackup name.
+        name: String,
+        /// The ScheduledBackup's own `Ready` reason and message, or why it is missing.
+        detail: String,
+    },
+    /// The template, or a Secret the ScheduledBackup refers to, could not be resolved.
+    #[error("{0}")]
+    Dependency(#[source] scheduled_controller::Error),
+    /// The procedure could not be rendered into an executor (e.g. no restore script in the template).
+    #[error("{0}")]
+    Render(#[from] template_engine::Error),
+    /// `kindType: Workflow` but Argo Workflows is not installed.
+    #[error(
+        "Argo Workflows is not installed (no workflows.argoproj.io CRD): install it or use kindType: Job (checked again every {}s)",
+        crate::executor::DISCOVERY_TTL.as_secs()
+    )]
+    ExecutorNotInstalled,
+    /// The executor's name is taken by an object this action does not own.
+    #[error(
+        "{kind} {namespace}/{name} already exists and is not owned by this RequestedBackupAction: it is never adopted or overwritten; delete or rename it, or create the action under another name"
+    )]
+    NameCollision {
+        /// `Job` or `Workflow`.
+        kind: String,
+        /// Namespace.
+        namespace: String,
+        /// The executor name.
+        name: String,
+    },
+    /// The executor was created (status says so) but is gone before its result was seen. Terminal: an action
+    /// runs at most once, so it is never re-created.
+    #[error(
+        "{kind} {namespace}/{name} was deleted before its result was observed: the action is not retried; create a new RequestedBackupAction to run it again"
+    )]
+    ExecutorDeleted {
+        /// `Job` or `Workflow`.
+        kind: String,
+        /// Namespace.
+        namespace: String,
+        /// The executor name.
+        name: String,
+    },
+    /// The action has no namespace or uid (never the case for objects from the apiserver).
+    #[error("RequestedBackupAction is missing {0}")]
+    MissingObjectKey(&'static str),
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API call failed while {action}: {source}")]
+    Kube {
+        /// What was being done.
+        action: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Reason of an executor that vanished before it finished.
+pub const EXECUTOR_DELETED: &str = "ExecutorDeleted";
+
+impl Error {
+    /// Stable label for conditions, events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec(_) => reasons::INVALID_SPEC,
+            Error::ScheduledBackupNotFound { .. } => reasons::SCHEDULED_BACKUP_NOT_FOUND,
+            Error::WaitingForScheduledBackup { .. } => reasons::WAITING_FOR_SCHEDULED_BACKUP,
+            Error::Dependency(e) => e.reason(),
+            Error::Render(e) => e.reason(),
+            Error::ExecutorNotInstalled => reasons::EXECUTOR_NOT_INSTALLED,
+            Error::NameCollision { .. } => reasons::NAME_COLLISION,
+            Error::ExecutorDeleted { .. } => EXECUTOR_DELETED,
+            Error::MissingObjectKey(_) => "InvalidObject",
+            Error::Kube { .. } => "KubeApiError",
+        }
+    }
+
+    /// Shown in status (the user must act or wait); `false` for transient errors, retried with backoff.
+    pub fn is_user_facing(&self) -> bool {
+        match self {
+            Error::Dependency(e) => e.step().is_some(),
+            Error::MissingObjectKey(_) | Error::Kube { .. } => false,
+            _ => true,
+        }
+    }
+
+    /// The action can never run: it becomes `Failed` and is not looked at again.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Error::InvalidSpec(_) | Error::ExecutorDeleted { .. })
+    }
+
+    /// When to look again without a watch event. The ScheduledBackup and the executor are watched, so waiting for
+    /// them needs no timer; Secrets and Argo's CRD are not watched, so those errors are re-checked periodically.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::ScheduledBackupNotFound { .. } | Error::WaitingForScheduledBackup { .. } => None,
+            Error::InvalidSpec(_) | Error::ExecutorDeleted { .. } => None,
+            Error::ExecutorNotInstalled => Some(crate::executor::DISCOVERY_TTL),
+            _ => Some(Duration::from_secs(60)),
+        }
+    }
+
+    pub(crate) fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+        let action = action.into();
+        move |source| Error::Kube { action, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_errors_are_shown_and_api_errors_are_retried() {
+        let collision = Error::NameCollision {
+            kind: "Job".into(),
+            namespace: "a".into(),
+            name: "x".into(),
+        };
+        assert!(collision.is_user_facing());
+        assert_eq!(collision.reason(), "NameCollision");
+        assert!(collision.to_string().contains("Job a/x"));
+        let api = Error::Kube {
+            action: "creating Job".into(),
+            source: kube::Error::LinesCodecMaxLineLengthExceeded,
+        };
+        assert!(!api.is_user_facing());
+        assert!(!Error::ExecutorNotInstalled.is_terminal());
+    }
+
+    #[test]
+    fn only_invalid_specs_and_lost_executors_are_terminal() {
+        assert!(Error::InvalidSpec("x".into()).is_terminal());
+        assert!(
+            Error::ExecutorDeleted {
+                kind: "Job".into(),
+                namespace: "a".into(),
+                name: "x".into()
+            }
+            .is_terminal()
+        );
+        let waiting = Error::WaitingForScheduledBackup {
+            namespace: "a".into(),
+            name: "sb".into(),
+            detail: "d".into(),
+        };
+        assert!(!waiting.is_terminal());
+        assert_eq!(
+            waiting.retry_after(),
+            None,
+            "the ScheduledBackup watch wakes the action up"
+        );
+    }
+
+    #[test]
+    fn the_missing_argo_message_says_what_to_do() {
+        let m = Error::ExecutorNotInstalled.to_string();
+        assert!(m.starts_with("Argo Workflows is not installed (no workflows.argoproj.io CRD): install it or use kindType: Job"), "{m}");
+    }
+}

@@ -1,0 +1,551 @@
+//! Create-or-adopt of the action's single executor (a Job, or an Argo Workflow), and Argo discovery.
+//!
+//! Exactly one executor per action, ever: its name is derived from the action's name
+//! ([`template_engine::job_name`]), it is created with POST (never apply, never `generateName`) and owned
+//! `controller: true` by the action. A retry after a crash between "created" and "status written" gets
+//! `409 AlreadyExists` and adopts the object it finds, but only if this action (by uid) controls it; anything
+//! else is a name collision and is never touched. Once `status.processed` says the executor was created, it is
+//! never created again: if it disappears, the action fails (see [`Error::ExecutorDeleted`]).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crd_types::constants::{field_managers::ACTION_CONTROLLER, labels};
+use crd_types::{KindType, Operation, RequestedBackupAction, ScheduledBackup};
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedSender;
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::Value;
+
+use crate::Context;
+use crate::error::Error;
+use crate::status::{ExecutorView, job_view, workflow_view};
+
+/// `apiVersion` of Argo Workflows' `Workflow`.
+pub const WORKFLOW_API_VERSION: &str = "argoproj.io/v1alpha1";
+
+/// How long an answer of discovery ("is Argo installed?") is trusted. A cluster where Argo gets installed is
+/// noticed within this time without a restart; a busy controller asks discovery at most once per period.
+pub const DISCOVERY_TTL: Duration = Duration::from_secs(60);
+
+/// The `ApiResource` of Argo's `Workflow` (a dynamic object: its CRD is optional and not ours).
+pub fn workflow_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow"),
+        "workflows",
+    )
+}
+
+/// A remembered yes/no with an expiry: Argo's presence changes rarely, and every Workflow action asks.
+#[derive(Debug)]
+pub struct DiscoveryCache {
+    ttl: Duration,
+    answer: Mutex<Option<(Instant, bool)>>,
+}
+
+impl DiscoveryCache {
+    /// An empty cache whose answers expire after `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            answer: Mutex::new(None),
+        }
+    }
+
+    /// The remembered answer, unless it is older than the ttl at `now`.
+    pub fn get(&self, now: Instant) -> Option<bool> {
+        let answer = *self.answer.lock().unwrap_or_else(|p| p.into_inner());
+        answer
+            .filter(|(at, _)| now.saturating_duration_since(*at) < self.ttl)
+            .map(|(_, yes)| yes)
+    }
+
+    /// Remembers `installed` as of `now`.
+    pub fn put(&self, now: Instant, installed: bool) {
+        *self.answer.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, installed));
+    }
+}
+
+/// Aborts a spawned task when dropped, so the lazily started Workflow watch ends with the controller.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Argo support: discovery (cached) and a watch of labelled Workflows, started the first time discovery says
+/// Argo is installed, so a Workflow's phase change re-triggers its action like a Job's does.
+pub struct Workflows {
+    discovery: DiscoveryCache,
+    watch: Mutex<Option<AbortOnDrop>>,
+    trigger: UnboundedSender<ObjectRef<RequestedBackupAction>>,
+    namespace: Option<String>,
+}
+
+impl Workflows {
+    /// Argo support for a controller watching `namespace` (all when `None`); Workflow changes are sent to
+    /// `trigger` as the owning action.
+    pub fn new(
+        trigger: UnboundedSender<ObjectRef<RequestedBackupAction>>,
+        namespace: Option<String>,
+    ) -> Self {
+        Self {
+            discovery: DiscoveryCache::new(DISCOVERY_TTL),
+            watch: Mutex::new(None),
+            trigger,
+            namespace,
+        }
+    }
+
+    /// Whether `argoproj.io/v1alpha1` serves `workflows`, from the cache or from discovery.
+    pub async fn installed(&self, client: &Client) -> Result<bool, Error> {
+        if let Some(known) = self.discovery.get(Instant::now()) {
+            return Ok(known);
+        }
+        let installed = match client.list_api_group_resources(WORKFLOW_API_VERSION).await {
+            Ok(list) => list.resources.iter().any(|r| r.name == "workflows"),
+            Err(kube::Error::Api(status)) if status.code == 404 => false,
+            Err(e) => {
+                return Err(Error::kube(
+                    "discovering argoproj.io/v1alpha1 (is Argo Workflows installed?)",
+                )(e));
+            }
+        };
+        self.discovery.put(Instant::now(), installed);
+        if installed {
+            self.start_watch(client);
+        }
+        Ok(installed)
+    }
+
+    fn start_watch(&self, client: &Client) {
+        let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        if watch.as_ref().is_some_and(|w| !w.0.is_finished()) {
+            return;
+        }
+        let ar = workflow_resource();
+        let api: Api<DynamicObject> = match &self.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        let config = watcher::Config::default().labels(labels::REQUESTED_BACKUP_ACTION);
+        let trigger = self.trigger.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = watcher(api, config)
+                .default_backoff()
+                .touched_objects()
+                .boxed();
+            while let Some(event) = stream.next().await {
+                let Ok(workflow) = event else { continue };
+                for owner in owning_actions(&workflow) {
+                    if trigger.unbounded_send(owner).is_err() {
+                        return; // The controller is gone.
+                    }
+                }
+            }
+        });
+        *watch = Some(AbortOnDrop(task));
+    }
+}
+
+/// The actions controlling `object` (at most one), from its ownerReferences.
+fn owning_actions<K: Resource>(object: &K) -> Vec<ObjectRef<RequestedBackupAction>> {
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    object
+        .owner_references()
+        .iter()
+        .filter(|o| {
+            o.controller == Some(true)
+                && o.kind == "RequestedBackupAction"
+                && o.api_version == crd_types::constants::API_VERSION
+        })
+        .map(|o| ObjectRef::new(&o.name).within(&namespace))
+        .collect()
+}
+
+/// True when `object` is controlled by the owner with this uid.
+pub fn controlled_by<K: Resource>(object: &K, owner_uid: &str) -> bool {
+    object
+        .owner_references()
+        .iter()
+        .any(|o| o.uid == owner_uid && o.controller == Some(true))
+}
+
+/// The executor as found or created.
+#[derive(Clone, Debug)]
+pub struct Located {
+    /// What it reports.
+    pub view: ExecutorView,
+    /// It was created by this reconcile (not found or adopted).
+    pub created: bool,
+}
+
+/// Rejects what admission (CEL) should have rejected; an action that got through anyway fails for good.
+pub fn validate(rba: &RequestedBackupAction) -> Result<(), Error> {
+    let spec = &rba.spec;
+    if spec.action == Operation::Backup
+        && spec
+            .target_version
+            .as_deref()
+            .is_some_and(|v| !v.is_empty())
+    {
+        return Err(Error::InvalidSpec(
+            "spec.targetVersion is only allowed with action: restore (a backup always creates a new version): create a new action without targetVersion".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Is the ScheduledBackup ready to lend its procedure? Its `Ready` condition (scheduled-controller's) must be
+/// True, i.e. its helper ConfigMap and Secret are applied.
+pub fn check_scheduled_backup(
+    sb: Option<&ScheduledBackup>,
+    namespace: &str,
+    name: &str,
+) -> Result<(), Error> {
+    let Some(sb) = sb else {
+        return Err(Error::ScheduledBackupNotFound {
+            namespace: namespace.into(),
+            name: name.into(),
+        });
+    };
+    let conditions = sb
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    match crd_types::conditions::find(conditions, crd_types::constants::condition_types::READY) {
+        Some(c) if c.status == "True" => Ok(()),
+        Some(c) => Err(Error::WaitingForScheduledBackup {
+            namespace: namespace.into(),
+            name: name.into(),
+            detail: format!(
+                "its Ready condition is {} ({}): {}",
+                c.status, c.reason, c.message
+            ),
+        }),
+        None => Err(Error::WaitingForScheduledBackup {
+            namespace: namespace.into(),
+            name: name.into(),
+            detail: "it has no Ready condition yet (is the scheduled-controller running?)".into(),
+        }),
+    }
+}
+
+/// Finds this action's executor, or renders and creates it. Everything that prevents it is an [`Error`].
+pub async fn ensure(
+    ctx: &Context,
+    rba: &RequestedBackupAction,
+    namespace: &str,
+    uid: &str,
+) -> Result<Located, Error> {
+    validate(rba)?;
+    let name = template_engine::job_name(&rba.name_any());
+    let processed = rba.status.as_ref().is_some_and(|s| s.processed);
+    match rba.spec.kind_type {
+        KindType::Job => {
+            let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+            let cached = ctx
+                .jobs
+                .get(&ObjectRef::new(&name).within(namespace))
+                .map(|j| j.as_ref().clone());
+            // The cache only holds labelled Jobs and may lag behind our own create: ask the API when it matters.
+            let existing = match cached {
+                Some(job) => Some(job),
+                None if processed => api
+                    .get_opt(&name)
+                    .await
+                    .map_err(Error::kube(format!("reading Job {name}")))?,
+                None => None,
+            };
+            if let Some(job) = existing {
+                return adopt(&job, uid, "Job", namespace).map(|()| Located {
+                    view: job_view(&job),
+                    created: false,
+                });
+            }
+            if processed {
+                return Err(Error::ExecutorDeleted {
+                    kind: "Job".into(),
+                    namespace: namespace.into(),
+                    name,
+                });
+            }
+            let executor = render(ctx, rba, namespace).await?;
+            let template_engine::Executor::Job(mut job) = executor else {
+                return Err(Error::InvalidSpec(
+                    "the template engine rendered a Workflow for kindType: Job".into(),
+                ));
+            };
+            stamp(job.meta_mut(), rba, namespace, &name)?;
+            let post = PostParams {
+                field_manager: Some(ACTION_CONTROLLER.into()),
+                ..Default::default()
+            };
+            let result = api.create(&post, &job).await;
+            ctx.metrics.api_write("jobs", "create");
+            match result {
+                Ok(created) => Ok(Located {
+                    view: job_view(&created),
+                    created: true,
+                }),
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    let found = api
+                        .get(&name)
+                        .await
+                        .map_err(Error::kube(format!("reading existing Job {name}")))?;
+                    adopt(&found, uid, "Job", namespace).map(|()| Located {
+                        view: job_view(&found),
+                        created: false,
+                    })
+                }
+                Err(e) => Err(Error::kube(format!("creating Job {name}"))(e)),
+            }
+        }
+        KindType::Workflow => {
+            if !ctx.workflows.installed(&ctx.client).await? {
+                return Err(Error::ExecutorNotInstalled);
+            }
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(ctx.client.clone(), namespace, &workflow_resource());
+            let existing = api
+                .get_opt(&name)
+                .await
+                .map_err(Error::kube(format!("reading Workflow {name}")))?;
+            if let Some(workflow) = existing {
+                return adopt(&workflow, uid, "Workflow", namespace).map(|()| Located {
+                    view: workflow_view(&to_value(&workflow)),
+                    created: false,
+                });
+            }
+            if processed {
+                return Err(Error::ExecutorDeleted {
+                    kind: "Workflow".into(),
+                    namespace: namespace.into(),
+                    name,
+                });
+            }
+            let executor = render(ctx, rba, namespace).await?;
+            let template_engine::Executor::Workflow(value) = executor else {
+                return Err(Error::InvalidSpec(
+                    "the template engine rendered a Job for kindType: Workflow".into(),
+                ));
+            };
+            let mut workflow: DynamicObject = serde_json::from_value(value).map_err(|e| {
+                Error::InvalidSpec(format!(
+                    "the rendered Workflow is not a Kubernetes object: {e}"
+                ))
+            })?;
+            stamp(&mut workflow.metadata, rba, namespace, &name)?;
+            let post = PostParams {
+                field_manager: Some(ACTION_CONTROLLER.into()),
+                ..Default::default()
+            };
+            let result = api.create(&post, &workflow).await;
+            ctx.metrics.api_write("workflows", "create");
+            match result {
+                Ok(created) => Ok(Located {
+                    view: workflow_view(&to_value(&created)),
+                    created: true,
+                }),
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    let found = api
+                        .get(&name)
+                        .await
+                        .map_err(Error::kube(format!("reading existing Workflow {name}")))?;
+                    adopt(&found, uid, "Workflow", namespace).map(|()| Located {
+                        view: workflow_view(&to_value(&found)),
+                        created: false,
+                    })
+                }
+                Err(e) => Err(Error::kube(format!("creating Workflow {name}"))(e)),
+            }
+        }
+    }
+}
+
+fn to_value(object: &DynamicObject) -> Value {
+    serde_json::to_value(object).unwrap_or_default()
+}
+
+fn adopt<K: Resource>(object: &K, uid: &str, kind: &str, namespace: &str) -> Result<(), Error> {
+    if controlled_by(object, uid) {
+        Ok(())
+    } else {
+        Err(Error::NameCollision {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: object.meta().name.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// Waits for the ScheduledBackup, resolves its template and Secrets, and renders the executor.
+async fn render(
+    ctx: &Context,
+    rba: &RequestedBackupAction,
+    namespace: &str,
+) -> Result<template_engine::Executor, Error> {
+    let sb_name = &rba.spec.scheduled_backup_ref.name;
+    let sb = ctx
+        .scheduled_backups
+        .get(&ObjectRef::new(sb_name).within(namespace));
+    check_scheduled_backup(sb.as_deref(), namespace, sb_name)?;
+    let sb = sb.expect("checked above");
+    let deps =
+        scheduled_controller::dereference::dereference(&ctx.client, &ctx.templates, &sb, namespace)
+            .await
+            .map_err(Error::Dependency)?;
+    let inputs = template_engine::Inputs {
+        scheduled_backup: &sb,
+        template: &deps.template,
+        token_secret: &deps.token_secret,
+        vars_secret: deps.vars_secret.as_ref(),
+    };
+    Ok(template_engine::action_executor(&inputs, rba)?)
+}
+
+/// Name, namespace, owner and label, whatever the renderer produced: these make "exactly one" hold.
+fn stamp(
+    meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    rba: &RequestedBackupAction,
+    namespace: &str,
+    name: &str,
+) -> Result<(), Error> {
+    let owner = rba
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingObjectKey("metadata.uid"))?;
+    meta.name = Some(name.to_string());
+    meta.generate_name = None;
+    meta.namespace = Some(namespace.to_string());
+    meta.owner_references = Some(vec![owner]);
+    meta.labels.get_or_insert_with(Default::default).insert(
+        labels::REQUESTED_BACKUP_ACTION.into(),
+        template_engine::label_value(&rba.name_any()),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rba(action: &str, target: Option<&str>) -> RequestedBackupAction {
+        serde_json::from_value(json!({
+            "apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
+            "metadata": {"name": "a1", "namespace": "team-a", "uid": "u-1"},
+            "spec": {"action": action, "targetVersion": target, "scheduledBackupRef": {"name": "app1"}},
+        }))
+        .unwrap()
+    }
+
+    fn sb(conditions: Value) -> ScheduledBackup {
+        serde_json::from_value(json!({
+            "apiVersion": "riotkit.org/v1alpha1", "kind": "ScheduledBackup",
+            "metadata": {"name": "app1", "namespace": "team-a"},
+            "spec": {
+                "operation": "backup",
+                "cronJob": {"enabled": false, "scheduleEvery": "0 2 * * *"},
+                "templateRef": {"kind": "internal", "name": "pg15"},
+                "gpgKeySecretRef": {"secretName": "keys"},
+                "tokenSecretRef": {"secretName": "token", "tokenKey": "token"},
+            },
+            "status": {"conditions": conditions},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_target_version_on_a_backup_is_an_invalid_spec_but_fine_on_a_restore() {
+        let err = validate(&rba("backup", Some("v1"))).unwrap_err();
+        assert_eq!(err.reason(), "InvalidSpec");
+        assert!(err.is_terminal());
+        validate(&rba("restore", Some("v1"))).unwrap();
+        validate(&rba("backup", None)).unwrap();
+        validate(&rba("backup", Some(""))).unwrap();
+    }
+
+    #[test]
+    fn a_missing_scheduled_backup_is_reported_by_name() {
+        let err = check_scheduled_backup(None, "team-a", "app1").unwrap_err();
+        assert_eq!(err.reason(), "ScheduledBackupNotFound");
+        assert!(err.to_string().contains("team-a/app1"));
+    }
+
+    #[test]
+    fn a_scheduled_backup_is_usable_only_when_ready_is_true() {
+        let not_ready = sb(
+            json!([{"type": "Ready", "status": "False", "reason": "WaitingForKeySecret",
+            "message": "key Secret team-a/keys does not exist yet", "lastTransitionTime": "2026-01-01T00:00:00Z"}]),
+        );
+        let err = check_scheduled_backup(Some(&not_ready), "team-a", "app1").unwrap_err();
+        assert_eq!(err.reason(), "WaitingForScheduledBackup");
+        assert!(err.to_string().contains("WaitingForKeySecret"), "{err}");
+        let no_status = sb(json!([]));
+        assert_eq!(
+            check_scheduled_backup(Some(&no_status), "team-a", "app1")
+                .unwrap_err()
+                .reason(),
+            "WaitingForScheduledBackup"
+        );
+        let ready = sb(
+            json!([{"type": "Ready", "status": "True", "reason": "Ready", "message": "ok",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}]),
+        );
+        check_scheduled_backup(Some(&ready), "team-a", "app1").unwrap();
+    }
+
+    #[test]
+    fn the_discovery_answer_expires_after_its_ttl() {
+        let cache = DiscoveryCache::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(cache.get(t0), None);
+        cache.put(t0, false);
+        assert_eq!(cache.get(t0 + Duration::from_secs(59)), Some(false));
+        assert_eq!(
+            cache.get(t0 + Duration::from_secs(60)),
+            None,
+            "Argo installed later is noticed"
+        );
+    }
+
+    #[test]
+    fn stamping_sets_the_deterministic_name_and_a_controller_owner() {
+        let action = rba("restore", Some("v1"));
+        let mut meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            generate_name: Some("x-".into()),
+            ..Default::default()
+        };
+        stamp(&mut meta, &action, "team-a", "a1").unwrap();
+        assert_eq!(meta.name.as_deref(), Some("a1"));
+        assert_eq!(meta.generate_name, None);
+        let owner = &meta.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.uid.as_str(), owner.controller, owner.kind.as_str()),
+            ("u-1", Some(true), "RequestedBackupAction")
+        );
+        assert_eq!(meta.labels.unwrap()[labels::REQUESTED_BACKUP_ACTION], "a1");
+    }
+
+    #[test]
+    fn workflows_map_to_the_action_controlling_them() {
+        let wf: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"name": "a1", "namespace": "team-a", "ownerReferences": [
+                {"apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction", "name": "a1", "uid": "u-1", "controller": true},
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "other", "uid": "u-2"}]},
+        }))
+        .unwrap();
+        assert_eq!(
+            owning_actions(&wf),
+            vec![ObjectRef::new("a1").within("team-a")]
+        );
+    }
+}

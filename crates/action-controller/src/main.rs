@@ -1,0 +1,53 @@
+//! `action-controller run` starts the controller that turns each RequestedBackupAction into exactly one Job (or
+//! Argo Workflow) and follows it to the end.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use metrics_exporter::cli::RunArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "action-controller",
+    version,
+    about = "RequestedBackupAction → exactly one Job or Argo Workflow, followed to the end"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (kubeconfig from KUBECONFIG or in-cluster).
+    Run(RunArgs),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run(args) => run(args),
+    }
+}
+
+#[tokio::main]
+async fn run(args: RunArgs) -> ExitCode {
+    metrics_exporter::telemetry::init(args.log_format);
+    match metrics_exporter::runtime::run_controller(action_controller::NAME, args, |client, ctx| {
+        let config = action_controller::Config {
+            namespace: ctx.namespace,
+            concurrency: ctx.concurrency,
+            metrics: ctx.metrics,
+            health: ctx.health,
+            instance: ctx.instance,
+        };
+        action_controller::run(client, config, ctx.shutdown)
+    })
+    .await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "action-controller stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,673 @@
+//! The action-controller against the in-process fake API server: one executor per action (across crashes, with
+//! adoption and collisions), phase transitions driven the way the Kubernetes Job controller drives a Job, waiting
+//! for the ScheduledBackup, Argo Workflows with and without its CRD, and zero writes after convergence.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use fake_apiserver::Verb;
+use serde_json::{Value, json};
+use support::*;
+
+fn job(server: &fake_apiserver::FakeApiServer, name: &str) -> Option<Value> {
+    server.get("jobs", NS, name)
+}
+
+async fn wait_job(server: &fake_apiserver::FakeApiServer, name: &str) -> Value {
+    let found = server
+        .wait_for(Duration::from_secs(10), |s| {
+            s.get("jobs", NS, name).is_some()
+        })
+        .await;
+    assert!(
+        found.is_ok(),
+        "Job {name} was not created; actions: {:#?}",
+        server.list("requestedbackupactions")
+    );
+    job(server, name).unwrap()
+}
+
+fn set_job_status(server: &fake_apiserver::FakeApiServer, name: &str, status: Value) {
+    server
+        .modify("jobs", NS, name, |j| j["status"] = status)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_backup_action_gets_exactly_one_owned_job_and_then_makes_no_writes() {
+    let server = server(false);
+    seed(&server);
+    let created = server
+        .insert(action("backup-now", json!({"action": "backup"})))
+        .unwrap();
+    let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+    let controller = start(server.client());
+
+    let job = wait_job(&server, "backup-now").await;
+    let owner = &job["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["uid"].as_str(), owner["controller"].as_bool()),
+        (Some(uid.as_str()), Some(true)),
+        "{job:#}"
+    );
+    assert_eq!(owner["kind"], "RequestedBackupAction");
+    assert_eq!(
+        job["metadata"]["labels"]["riotkit.org/requested-backup-action"],
+        "backup-now"
+    );
+    assert_eq!(job["metadata"]["labels"]["riotkit.org/operation"], "backup");
+
+    let rba = wait_action(&server, "backup-now", "processed and Pending", |a| {
+        a["status"]["processed"] == true
+    })
+    .await;
+    assert_eq!(rba["status"]["phase"], "Pending");
+    assert_eq!(ready_reason(&rba).as_deref(), Some("Pending"));
+    assert_eq!(
+        rba["status"]["ownedReferences"],
+        json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "backup-now"}])
+    );
+    let health = &rba["status"]["childrenResourcesHealth"][0];
+    assert_eq!(
+        (health["succeeded"].as_bool(), health["running"].as_bool()),
+        (Some(false), Some(false)),
+        "not started is not succeeded"
+    );
+    assert_eq!(event_reasons(&server, "backup-now"), vec!["JobCreated"]);
+
+    assert_quiet(&server, Duration::from_millis(500), "a converged action").await;
+    assert_eq!(server.list_in("jobs", NS).len(), 1);
+    assert!(
+        controller.metrics.api_writes_total() >= 2,
+        "job create and status apply are counted"
+    );
+    assert!(
+        controller.health.is_ready(),
+        "readiness flips once the caches are synced"
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn the_action_phase_follows_the_job_conditions_to_succeeded_and_then_stops_writing() {
+    let server = server(false);
+    seed(&server);
+    server
+        .insert(action("b1", json!({"action": "backup"})))
+        .unwrap();
+    let controller = start(server.client());
+    wait_job(&server, "b1").await;
+
+    set_job_status(
+        &server,
+        "b1",
+        json!({"startTime": "2026-02-01T02:00:00Z", "active": 1}),
+    );
+    let rba = wait_action(&server, "b1", "Running", |a| {
+        a["status"]["phase"] == "Running"
+    })
+    .await;
+    assert_eq!(rba["status"]["startTime"], "2026-02-01T02:00:00Z");
+    assert_eq!(rba["status"]["childrenResourcesHealth"][0]["running"], true);
+
+    // A failed pod retried within backoffLimit: still running, not failed.
+    set_job_status(
+        &server,
+        "b1",
+        json!({"startTime": "2026-02-01T02:00:00Z", "active": 1, "failed": 1}),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rba = server.get("requestedbackupactions", NS, "b1").unwrap();
+    assert_eq!(rba["status"]["phase"], "Running");
+    assert_eq!(rba["status"]["healthy"], true);
+
+    set_job_status(
+        &server,
+        "b1",
+        json!({"startTime": "2026-02-01T02:00:00Z", "completionTime": "2026-02-01T02:00:42Z", "succeeded": 1, "failed": 1,
+               "conditions": [{"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": "2026-02-01T02:00:42Z"},
+                              {"type": "Complete", "status": "True", "lastTransitionTime": "2026-02-01T02:00:42Z"}]}),
+    );
+    let rba = wait_action(&server, "b1", "Succeeded", |a| {
+        a["status"]["phase"] == "Succeeded"
+    })
+    .await;
+    assert_eq!(rba["status"]["completionTime"], "2026-02-01T02:00:42Z");
+    assert_eq!(condition(&rba, "Complete").unwrap()["status"], "True");
+    assert_eq!(rba["status"]["healthy"], true);
+    assert_eq!(
+        event_reasons(&server, "b1"),
+        vec!["JobCreated", "JobSucceeded"]
+    );
+
+    // Terminal: nothing the Job does any more causes a write.
+    assert_quiet(&server, Duration::from_millis(300), "a succeeded action").await;
+    server
+        .modify("jobs", NS, "b1", |j| {
+            j["metadata"]["annotations"] = json!({"touched": "yes"})
+        })
+        .unwrap();
+    server
+        .modify("requestedbackupactions", NS, "b1", |a| {
+            a["metadata"]["labels"] = json!({"touched": "yes"})
+        })
+        .unwrap();
+    assert_quiet(
+        &server,
+        Duration::from_millis(300),
+        "a succeeded action after its Job and itself changed",
+    )
+    .await;
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_that_exhausts_its_backoff_limit_fails_the_action_with_the_job_message() {
+    let server = server(false);
+    seed(&server);
+    server
+        .insert(action("b2", json!({"action": "backup"})))
+        .unwrap();
+    let controller = start(server.client());
+    wait_job(&server, "b2").await;
+    set_job_status(
+        &server,
+        "b2",
+        json!({"startTime": "2026-02-01T02:00:00Z", "failed": 7,
+               "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                               "message": "Job has reached the specified backoff limit", "lastTransitionTime": "2026-02-01T02:05:00Z"}]}),
+    );
+    let rba = wait_action(&server, "b2", "Failed", |a| {
+        a["status"]["phase"] == "Failed"
+    })
+    .await;
+    let failed = condition(&rba, "Failed").unwrap();
+    assert_eq!(
+        (failed["status"].as_str(), failed["reason"].as_str()),
+        (Some("True"), Some("BackoffLimitExceeded"))
+    );
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("Job has reached the specified backoff limit"),
+        "{failed}"
+    );
+    assert_eq!(rba["status"]["completionTime"], "2026-02-01T02:05:00Z");
+    assert_eq!(rba["status"]["healthy"], false);
+    assert_eq!(rba["status"]["childrenResourcesHealth"][0]["failed"], true);
+    let events = server.events_for("b2");
+    let job_failed = events
+        .iter()
+        .find(|e| e["reason"] == "JobFailed")
+        .expect("a JobFailed event");
+    assert_eq!(job_failed["type"], "Warning");
+    assert!(
+        job_failed["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("BackoffLimitExceeded"),
+        "{job_failed:#}"
+    );
+    assert_quiet(&server, Duration::from_millis(300), "a failed action").await;
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_between_job_creation_and_status_write_never_creates_a_second_job() {
+    let server = server(false);
+    seed(&server);
+    server
+        .insert(action("crashy", json!({"action": "backup"})))
+        .unwrap();
+
+    // First life: the Job gets created, every status write fails, the controller retries and then dies.
+    let faulty = Faulty::new(&server);
+    faulty.fail_status_writes.store(true, Ordering::SeqCst);
+    let first = start(faulty.client());
+    wait_job(&server, "crashy").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while faulty.failed_status_writes.load(Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the controller never tried to write status"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.abort().await;
+    let rba = server.get("requestedbackupactions", NS, "crashy").unwrap();
+    assert!(
+        rba["status"].is_null() || rba["status"]["processed"] != true,
+        "the status write never succeeded: {rba:#}"
+    );
+
+    // Second life: a fresh controller (empty caches) must adopt the Job, not create another.
+    faulty.fail_status_writes.store(false, Ordering::SeqCst);
+    let second = start(server.client());
+    let rba = wait_action(&server, "crashy", "processed", |a| {
+        a["status"]["processed"] == true
+    })
+    .await;
+    assert_eq!(rba["status"]["ownedReferences"][0]["name"], "crashy");
+    assert_eq!(
+        server.list_in("jobs", NS).len(),
+        1,
+        "exactly one Job across the crash"
+    );
+    assert_eq!(
+        event_reasons(&server, "crashy")
+            .iter()
+            .filter(|r| *r == "JobCreated")
+            .count(),
+        1
+    );
+    assert_quiet(&server, Duration::from_millis(300), "the adopted action").await;
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_already_owned_by_the_action_is_adopted_without_a_create() {
+    let server = server(false);
+    seed(&server);
+    let created = server
+        .insert(action("adopt-me", json!({"action": "backup"})))
+        .unwrap();
+    let uid = created["metadata"]["uid"].as_str().unwrap();
+    server
+        .insert(json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "adopt-me", "namespace": NS,
+                         "labels": {"riotkit.org/requested-backup-action": "adopt-me"},
+                         "ownerReferences": [{"apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
+                                              "name": "adopt-me", "uid": uid, "controller": true, "blockOwnerDeletion": true}]},
+            "spec": {"template": {"spec": {"containers": [{"name": "x", "image": "busybox"}], "restartPolicy": "Never"}}},
+            "status": {"startTime": "2026-02-01T02:00:00Z", "active": 1},
+        }))
+        .unwrap();
+    let controller = start(server.client());
+    let rba = wait_action(&server, "adopt-me", "Running", |a| {
+        a["status"]["phase"] == "Running"
+    })
+    .await;
+    assert_eq!(rba["status"]["processed"], true);
+    assert_eq!(
+        server.write_count("jobs", Verb::Create),
+        0,
+        "{:#?}",
+        server.write_log()
+    );
+    assert!(!event_reasons(&server, "adopt-me").contains(&"JobCreated".to_string()));
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_foreign_job_with_the_executor_name_is_a_name_collision_and_is_never_adopted() {
+    let server = server(false);
+    seed(&server);
+    server
+        .insert(action("taken", json!({"action": "backup"})))
+        .unwrap();
+    let foreign = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "taken", "namespace": NS},
+        "spec": {"template": {"spec": {"containers": [{"name": "x", "image": "busybox"}], "restartPolicy": "Never"}}},
+    });
+    server.insert(foreign).unwrap();
+    let controller = start(server.client());
+    let rba = wait_action(&server, "taken", "NameCollision", |a| {
+        ready_reason(a).as_deref() == Some("NameCollision")
+    })
+    .await;
+    let ready = condition(&rba, "Ready").unwrap();
+    assert_eq!(ready["status"], "False");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("Job default/taken"),
+        "{ready}"
+    );
+    assert_eq!(
+        rba["status"]["phase"], "Pending",
+        "not terminal: the user may remove the foreign Job"
+    );
+    assert_ne!(rba["status"]["processed"], true);
+    let job = job(&server, "taken").unwrap();
+    assert!(
+        job["metadata"]["ownerReferences"].is_null(),
+        "the foreign Job is untouched: {job:#}"
+    );
+    assert!(event_reasons(&server, "taken").contains(&"NameCollision".to_string()));
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn an_action_waits_for_its_scheduled_backup_to_exist_and_be_ready_then_runs() {
+    let server = server(false);
+    seed_secrets(&server);
+    server
+        .insert(action("early", json!({"action": "backup"})))
+        .unwrap();
+    let controller = start(server.client());
+
+    let rba = wait_action(&server, "early", "ScheduledBackupNotFound", |a| {
+        ready_reason(a).as_deref() == Some("ScheduledBackupNotFound")
+    })
+    .await;
+    assert_eq!(rba["status"]["phase"], "Pending");
+    assert!(
+        condition(&rba, "Ready").unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("default/app1")
+    );
+    assert_quiet(
+        &server,
+        Duration::from_millis(300),
+        "an action waiting for a missing ScheduledBackup",
+    )
+    .await;
+
+    server.insert(scheduled_backup(false)).unwrap();
+    let rba = wait_action(&server, "early", "WaitingForScheduledBackup", |a| {
+        ready_reason(a).as_deref() == Some("WaitingForScheduledBackup")
+    })
+    .await;
+    assert!(
+        condition(&rba, "Ready").unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("WaitingForKeySecret"),
+        "{rba:#}"
+    );
+    assert!(job(&server, "early").is_none());
+
+    server
+        .modify("scheduledbackups", NS, SB, |sb| {
+            sb["status"]["conditions"] = json!([ready_condition(true)])
+        })
+        .unwrap();
+    wait_job(&server, "early").await;
+    wait_action(&server, "early", "processed", |a| {
+        a["status"]["processed"] == true
+    })
+    .await;
+    assert_eq!(
+        event_reasons(&server, "early"),
+        vec![
+            "ScheduledBackupNotFound",
+            "WaitingForScheduledBackup",
+            "JobCreated"
+        ]
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_restore_with_target_version_and_ttl_reaches_the_job() {
+    let server = server(false);
+    seed(&server);
+    server
+        .insert(action(
+            "restore-v3",
+            json!({"action": "restore", "targetVersion": "v3", "ttlSecondsAfterFinished": 300}),
+        ))
+        .unwrap();
+    let controller = start(server.client());
+    let job = wait_job(&server, "restore-v3").await;
+    assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 300);
+    assert_eq!(
+        job["metadata"]["labels"]["riotkit.org/operation"],
+        "restore"
+    );
+    let env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "RESTORE_VERSION" && e["value"] == "v3"),
+        "{env:#?}"
+    );
+    let text = job.to_string();
+    assert!(
+        !text.contains("it's a secret"),
+        "Secret values never end up in the Job spec"
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_target_version_on_a_backup_fails_the_action_for_good_without_a_job() {
+    let server = server(false);
+    seed(&server);
+    server
+        .insert(action(
+            "bad",
+            json!({"action": "backup", "targetVersion": "v1"}),
+        ))
+        .unwrap();
+    let controller = start(server.client());
+    let rba = wait_action(&server, "bad", "Failed", |a| {
+        a["status"]["phase"] == "Failed"
+    })
+    .await;
+    assert_eq!(condition(&rba, "Failed").unwrap()["reason"], "InvalidSpec");
+    assert!(job(&server, "bad").is_none());
+    assert_eq!(event_reasons(&server, "bad"), vec!["InvalidSpec"]);
+    server
+        .modify("requestedbackupactions", NS, "bad", |a| {
+            a["metadata"]["annotations"] = json!({"poke": "1"})
+        })
+        .unwrap();
+    assert_quiet(
+        &server,
+        Duration::from_millis(300),
+        "a terminal invalid action",
+    )
+    .await;
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_restore_from_a_template_without_restore_script_waits_until_the_template_is_fixed() {
+    let server = server(false);
+    seed_secrets(&server);
+    server
+        .insert(json!({
+            "apiVersion": "riotkit.org/v1alpha1", "kind": "ClusterBackupProcedureTemplate",
+            "metadata": {"name": "backup-only"},
+            "spec": {"image": "ghcr.io/riotkit-org/backup-maker:latest", "backup": "echo backing up"},
+        }))
+        .unwrap();
+    let mut sb = scheduled_backup(true);
+    sb["spec"]["templateRef"] =
+        json!({"kind": "ClusterBackupProcedureTemplate", "name": "backup-only"});
+    server.insert(sb).unwrap();
+    server
+        .insert(action("restore-1", json!({"action": "restore"})))
+        .unwrap();
+    let controller = start(server.client());
+
+    let rba = wait_action(&server, "restore-1", "NoScriptForOperation", |a| {
+        ready_reason(a).as_deref() == Some("NoScriptForOperation")
+    })
+    .await;
+    assert_eq!(rba["status"]["phase"], "Pending", "not terminal");
+    assert!(
+        condition(&rba, "Ready").unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("backup-only")
+    );
+    assert!(job(&server, "restore-1").is_none());
+
+    server
+        .modify("clusterbackupproceduretemplates", "", "backup-only", |t| {
+            t["spec"]["restore"] = json!("echo restoring")
+        })
+        .unwrap();
+    wait_job(&server, "restore-1").await;
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn workflow_mode_without_argo_installed_says_so_and_creates_nothing() {
+    let server = server(false);
+    seed(&server);
+    server
+        .insert(action(
+            "wf",
+            json!({"action": "backup", "kindType": "Workflow"}),
+        ))
+        .unwrap();
+    let controller = start(server.client());
+    let rba = wait_action(&server, "wf", "ExecutorNotInstalled", |a| {
+        ready_reason(a).as_deref() == Some("ExecutorNotInstalled")
+    })
+    .await;
+    let message = condition(&rba, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with("Argo Workflows is not installed (no workflows.argoproj.io CRD): install it or use kindType: Job"),
+        "{message}"
+    );
+    assert_eq!(rba["status"]["phase"], "Pending");
+    assert!(job(&server, "wf").is_none());
+    assert_eq!(event_reasons(&server, "wf"), vec!["ExecutorNotInstalled"]);
+    assert_quiet(
+        &server,
+        Duration::from_millis(300),
+        "an action waiting for Argo",
+    )
+    .await;
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn workflow_mode_with_argo_creates_one_owned_workflow_and_follows_its_phase() {
+    let server = server(true);
+    seed(&server);
+    let created = server
+        .insert(action(
+            "wf",
+            json!({"action": "backup", "kindType": "Workflow"}),
+        ))
+        .unwrap();
+    let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+    let controller = start(server.client());
+
+    let ok = server
+        .wait_for(Duration::from_secs(10), |s| {
+            s.get("workflows", NS, "wf").is_some()
+        })
+        .await;
+    assert!(
+        ok.is_ok(),
+        "no Workflow: {:#?}",
+        server.get("requestedbackupactions", NS, "wf")
+    );
+    let wf = server.get("workflows", NS, "wf").unwrap();
+    assert_eq!(wf["metadata"]["ownerReferences"][0]["uid"], uid.as_str());
+    assert_eq!(wf["metadata"]["ownerReferences"][0]["controller"], true);
+    assert!(job(&server, "wf").is_none(), "a Workflow action has no Job");
+    let rba = wait_action(&server, "wf", "processed", |a| {
+        a["status"]["processed"] == true
+    })
+    .await;
+    assert_eq!(
+        rba["status"]["ownedReferences"],
+        json!([{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "name": "wf"}])
+    );
+
+    // Argo's controller moves the Workflow along; its watch (not the 30 s poll) brings the action along.
+    server
+        .modify("workflows", NS, "wf", |w| {
+            w["status"] = json!({"phase": "Running", "startedAt": "2026-02-01T02:00:00Z"})
+        })
+        .unwrap();
+    let rba = wait_action(&server, "wf", "Running", |a| {
+        a["status"]["phase"] == "Running"
+    })
+    .await;
+    assert_eq!(rba["status"]["startTime"], "2026-02-01T02:00:00Z");
+    server
+        .modify("workflows", NS, "wf", |w| {
+            w["status"] = json!({"phase": "Error", "message": "child 'main' exited with 3",
+                                 "startedAt": "2026-02-01T02:00:00Z", "finishedAt": "2026-02-01T02:01:00Z"})
+        })
+        .unwrap();
+    let rba = wait_action(&server, "wf", "Failed", |a| {
+        a["status"]["phase"] == "Failed"
+    })
+    .await;
+    assert!(
+        condition(&rba, "Failed").unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("exited with 3")
+    );
+    assert_eq!(rba["status"]["completionTime"], "2026-02-01T02:01:00Z");
+    assert_eq!(server.list_in("workflows", NS).len(), 1);
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_the_action_deletes_its_job() {
+    let server = server(false);
+    seed(&server);
+    server
+        .insert(action("gone", json!({"action": "backup"})))
+        .unwrap();
+    let controller = start(server.client());
+    wait_job(&server, "gone").await;
+    wait_action(&server, "gone", "processed", |a| {
+        a["status"]["processed"] == true
+    })
+    .await;
+    server.delete("requestedbackupactions", NS, "gone").unwrap();
+    let deleted = server
+        .wait_for(Duration::from_secs(5), |s| {
+            s.get("jobs", NS, "gone").is_none()
+        })
+        .await;
+    assert!(
+        deleted.is_ok(),
+        "the Job is garbage-collected with its owner"
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_deleted_before_its_result_was_seen_fails_the_action_and_is_not_recreated() {
+    let server = server(false);
+    seed(&server);
+    server
+        .insert(action("lost", json!({"action": "backup"})))
+        .unwrap();
+    let controller = start(server.client());
+    wait_job(&server, "lost").await;
+    wait_action(&server, "lost", "processed", |a| {
+        a["status"]["processed"] == true
+    })
+    .await;
+    server.delete("jobs", NS, "lost").unwrap();
+    let rba = wait_action(&server, "lost", "Failed", |a| {
+        a["status"]["phase"] == "Failed"
+    })
+    .await;
+    assert_eq!(
+        condition(&rba, "Failed").unwrap()["reason"],
+        "ExecutorDeleted"
+    );
+    assert!(
+        job(&server, "lost").is_none(),
+        "an action runs at most once"
+    );
+    assert_eq!(server.write_count("jobs", Verb::Create), 1);
+    controller.stop().await;
+}
