@@ -521,8 +521,7 @@ fn parse_pipeline(ts: &mut TokStream, in_parens: bool) -> Result<Pipeline, Synta
 fn parse_command(ts: &mut TokStream, in_parens: bool) -> Result<Command, SyntaxError> {
     let pos = ts.pos();
     let mut args = Vec::new();
-    loop {
-        let Some(t) = ts.peek().cloned() else { break };
+    while let Some(t) = ts.peek().cloned() {
         match t.tok {
             Tok::Pipe => break,
             Tok::RParen if in_parens => break,
@@ -964,6 +963,9 @@ fn close_frame(stack: &mut Vec<(Frame, Vec<Node>)>, pos: usize) -> Result<(), Sy
 // ---------------------------------------------------------------------------------------------------------
 // Translation
 
+/// A Tera path and, when rooted in the variables, the vars path it denotes.
+type PathRef = (String, Option<Vec<String>>);
+
 #[derive(Clone)]
 enum Dot {
     Root,
@@ -1177,11 +1179,7 @@ impl Translator<'_> {
     }
 
     /// When the pipeline is a single field chain, its Tera path (and vars path).
-    fn plain_path(
-        &mut self,
-        p: &Pipeline,
-        dot: &Dot,
-    ) -> Result<Option<(String, Option<Vec<String>>)>, SyntaxError> {
+    fn plain_path(&mut self, p: &Pipeline, dot: &Dot) -> Result<Option<PathRef>, SyntaxError> {
         if p.cmds.len() != 1 || p.cmds[0].args.len() != 1 {
             return Ok(None);
         }
@@ -1353,7 +1351,7 @@ impl Translator<'_> {
         fields: &[(String, usize)],
         pos: usize,
         dot: &Dot,
-    ) -> Result<(String, Option<Vec<String>>), SyntaxError> {
+    ) -> Result<PathRef, SyntaxError> {
         let names: Vec<String> = fields.iter().map(|(f, _)| f.clone()).collect();
         let (prefix, prefix_vars): (Option<String>, Option<Vec<String>>) = match base {
             Base::Dot => match dot {

@@ -100,6 +100,9 @@ pub struct Desired {
 }
 
 /// The executor of a RequestedBackupAction.
+// The variants are the controllers' contract; a Job is applied right after being built, so its size on the
+// stack does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Executor {
     /// A `batch/v1` Job.

@@ -413,6 +413,11 @@ fn pod_template(c: &Ctx, op: Operation) -> PodTemplateSpec {
 
 /// Renders everything a ScheduledBackup should own (see [`crate::desired_children`]).
 pub(crate) fn desired_children(inputs: &Inputs) -> Result<Desired, Error> {
+    render_children(inputs).map(|(d, _)| d)
+}
+
+/// [`desired_children`] plus the parsed `HelmValues` (which executors of actions need too).
+fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
     let sb = inputs.scheduled_backup;
     let sb_name = sb.metadata.name.clone().unwrap_or_default();
     let sb_ref = object_ref(
@@ -564,7 +569,7 @@ pub(crate) fn desired_children(inputs: &Inputs) -> Result<Desired, Error> {
         out.pod_templates.insert(op, pod);
     }
     out.hash = hash_children(&out);
-    Ok(out)
+    Ok((out, ctx.helm))
 }
 
 /// sha256 (hex) of the rendered children, for `status.lastAppliedSpecHash`.
@@ -606,7 +611,7 @@ pub(crate) fn action_executor(
             operation: op.to_string(),
         });
     }
-    let desired = desired_children(inputs)?;
+    let (desired, helm) = render_children(inputs)?;
     let mut pod =
         desired
             .pod_templates
@@ -645,26 +650,6 @@ pub(crate) fn action_executor(
             });
         }
     }
-    let helm = {
-        let sb_ref = object_ref(
-            sb.metadata.namespace.as_deref(),
-            sb.metadata.name.as_deref(),
-        );
-        // Re-read the pod-level knobs (already validated by desired_children).
-        let defaults = if inputs.template.builtin {
-            crate::builtin::defaults(&inputs.template.name)
-        } else {
-            None
-        };
-        let v = vars::build(
-            sb,
-            defaults.as_ref(),
-            inputs.token_secret,
-            inputs.vars_secret,
-            None,
-        )?;
-        parse_helm(&sb_ref, &v)?
-    };
     let namespace = action
         .metadata
         .namespace
