@@ -769,12 +769,26 @@ pub(crate) fn render(
     };
     let text = result.map_err(|e| map_render_error(c, &e, vars, hint))?;
     // Replace markers printed raw (no shell_quote): the original pasted values into scripts as well.
+    // Exception: a marker that is the whole content of a double-quoted word (`"{{ .Repository.token }}"`)
+    // becomes `"${ENV}"`, which yields the same value for every value that pasting handled correctly (no `$`,
+    // `` ` ``, `\` or `"`) and keeps the Secret out of the ConfigMap.
     let mut pasted = Vec::new();
     if has_marker(&text) {
         let mut out = String::with_capacity(text.len());
-        for (piece, env) in marker_pieces(&text) {
+        let pieces = marker_pieces(&text);
+        for (i, (piece, env)) in pieces.iter().enumerate() {
+            let quoted_before =
+                i > 0 && pieces[i - 1].1.is_none() && pieces[i - 1].0.ends_with('"');
+            let quoted_after = pieces
+                .get(i + 1)
+                .is_some_and(|(p, e)| e.is_none() && p.starts_with('"'));
             match env {
                 None => out.push_str(piece),
+                Some(env) if quoted_before && quoted_after => {
+                    out.push_str("${");
+                    out.push_str(env);
+                    out.push('}');
+                }
                 Some(env) => {
                     match secrets.iter().find(|(e, _)| e == env) {
                         Some((_, v)) => out.push_str(v),
@@ -1160,6 +1174,21 @@ mod tests {
         let r = render(&c, &vars, &[("BMC_P".into(), "s3cret".into())], &NoHint).unwrap();
         assert_eq!(r.text, "p='s3cret' q=\"${BMC_P}\" b=czNjcmV0");
         assert_eq!(r.pasted_secrets, vec!["BMC_P".to_string()]);
+    }
+
+    #[test]
+    fn a_marker_that_is_a_whole_double_quoted_word_becomes_an_env_expansion() {
+        let c = compile("t2", "export T=\"{{ .T }}\"; U=\"x{{ .T }}\"").unwrap();
+        let vars = serde_json::json!({"T": marker("BM_AUTH_TOKEN")});
+        let r = render(
+            &c,
+            &vars,
+            &[("BM_AUTH_TOKEN".into(), "tok".into())],
+            &NoHint,
+        )
+        .unwrap();
+        assert_eq!(r.text, "export T=\"${BM_AUTH_TOKEN}\"; U=\"xtok\"");
+        assert_eq!(r.pasted_secrets, vec!["BM_AUTH_TOKEN".to_string()]);
     }
 
     #[test]
