@@ -17,3 +17,19 @@ if [ -f scripts/helm-check.sh ]; then
   echo "== helm chart checks"
   bash scripts/helm-check.sh check
 fi
+
+echo "== the render command's output is valid Kubernetes YAML (kubernetes-validate --strict, 1.33)"
+bash scripts/helm-check.sh tools >/dev/null
+KV="$(ls -d .tools/venv-kv-*/bin/kubernetes-validate | head -n1)"
+rendered="$(mktemp -d)"
+cargo run --quiet --locked -p scheduled-controller -- render > "$rendered/example.yaml"
+cargo run --quiet --locked -p scheduled-controller -- render --operation restore --show-secrets > "$rendered/example-restore.yaml"
+cargo run --quiet --locked -p scheduled-controller -- render \
+  -f tests/fixtures/original/scheduledbackup.yaml -f tests/fixtures/original/pg13.yaml \
+  -f tests/fixtures/original/backup-keys.secret.yaml --action tests/fixtures/original/restore-scenario/2-restore.yaml \
+  > "$rendered/original.yaml"
+for f in "$rendered"/*.yaml; do
+  "$KV" --strict --quiet -k 1.33.0 "$f"
+done
+echo "render-validate: 3 passed, 0 failed"
+rm -rf "$rendered"

@@ -3,7 +3,9 @@
 //! Prints the wall time until every SB is `Ready=True`, the API writes per SB by resource and verb (target: the
 //! minimum — one apply per child and one status write), the writes of a full re-reconcile (target: 0), and the
 //! process's peak resident memory (an upper bound for the controller: the fake server's store lives in the same
-//! process). `cargo bench -p scheduled-controller`; `BENCH_SBS=N` changes the count.
+//! process). It then measures the real `scheduled-controller` binary in its own process, against the fake server
+//! served over HTTP on 127.0.0.1, and reports that process's resident memory with every SB watched and converged.
+//! `cargo bench -p scheduled-controller`; `BENCH_SBS=N` changes the count.
 
 use std::time::{Duration, Instant};
 
@@ -22,12 +24,7 @@ fn rss_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::main]
-async fn main() {
-    let count: usize = std::env::var("BENCH_SBS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
+fn seeded_server(count: usize) -> FakeApiServer {
     let mut builder = FakeApiServer::builder();
     for crd in crd_types::all_crds() {
         builder = builder.crd_defaults_from_yaml(&serde_json::to_string(&crd).unwrap());
@@ -56,6 +53,34 @@ async fn main() {
         .unwrap();
     }
     fake.reset_counters();
+    fake
+}
+
+async fn all_ready(fake: &FakeApiServer) {
+    fake.wait_for(Duration::from_secs(600), |s| {
+        s.list("scheduledbackups").iter().all(|sb| {
+            sb["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+        })
+    })
+    .await
+    .expect("all ScheduledBackups become Ready");
+}
+
+#[tokio::main]
+async fn main() {
+    let count: usize = std::env::var("BENCH_SBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    in_process(count).await;
+    separate_process(count).await;
+}
+
+async fn in_process(count: usize) {
+    let fake = seeded_server(count);
     let baseline_rss = rss_kib("VmRSS:");
 
     let metrics = ControllerMetrics::new("scheduled-controller", &prometheus::Registry::new());
@@ -129,4 +154,71 @@ async fn main() {
         rss_kib("VmHWM:")
     );
     task.abort();
+}
+
+/// The real binary in its own process, so its resident memory is measured alone.
+async fn separate_process(count: usize) {
+    let fake = seeded_server(count);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = axum::Router::new().fallback_service(fake.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let dir = std::env::temp_dir().join(format!("bmc-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n\
+             users: [{{name: bench, user: {{}}}}]\ncontexts: [{{name: bench, context: {{cluster: fake, user: bench}}}}]\ncurrent-context: bench\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scheduled-controller"))
+        .args([
+            "run",
+            "--leader-election=false",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("starting the scheduled-controller binary");
+    all_ready(&fake).await;
+    let converged = started.elapsed();
+    fake.wait_until_quiet(Duration::from_millis(500), Duration::from_secs(120))
+        .await
+        .unwrap();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+            .unwrap_or_default()
+    };
+    println!(
+        "scheduled-controller binary in its own process, over HTTP, {count} ScheduledBackups:"
+    );
+    println!(
+        "  time to all Ready: {:.2} s; total writes {}",
+        converged.as_secs_f64(),
+        fake.total_writes()
+    );
+    println!(
+        "  controller RSS {} KiB, peak {} KiB (target: <= 40 MiB = 40960 KiB)",
+        field("VmRSS:"),
+        field("VmHWM:")
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    server.abort();
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -35,6 +35,8 @@ pub fn controlled_by<K: Resource>(object: &K, owner_uid: &str) -> bool {
 }
 
 /// Applies `desired` objects of one kind, then deletes this owner's objects of that kind not in `desired`.
+/// Returns the objects as they now are (from the cache, or the apply response), so status can be computed from
+/// what was just applied even before the watch delivers it.
 pub async fn sync_kind<K>(
     ctx: &Context,
     store: &Store<K>,
@@ -43,7 +45,7 @@ pub async fn sync_kind<K>(
     desired: &[K],
     changes: &mut Changes,
     applied: &mut Vec<ChildReference>,
-) -> Result<(), Error>
+) -> Result<Vec<K>, Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -57,6 +59,7 @@ where
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
     let kind = K::kind(&()).to_string();
     let plural = K::plural(&()).to_string();
+    let mut current = Vec::with_capacity(desired.len());
     for object in desired {
         let name = object.name_any();
         let cached = store.get(&ObjectRef::new(&name).within(namespace));
@@ -82,16 +85,19 @@ where
                 && contains(&observed_json, &desired_json)
             {
                 applied.push(reference::<K>(&name));
+                current.push(observed.clone());
                 continue;
             }
         }
-        api.patch(
-            &name,
-            &PatchParams::apply(SCHEDULED_CONTROLLER).force(),
-            &Patch::Apply(object),
-        )
-        .await
-        .map_err(Error::kube(format!("applying {kind} {name}")))?;
+        let result = api
+            .patch(
+                &name,
+                &PatchParams::apply(SCHEDULED_CONTROLLER).force(),
+                &Patch::Apply(object),
+            )
+            .await
+            .map_err(Error::kube(format!("applying {kind} {name}")))?;
+        current.push(result);
         ctx.metrics.api_write(&plural, "apply");
         changes.applied.push(format!("{kind}/{name}"));
         applied.push(reference::<K>(&name));
@@ -116,7 +122,7 @@ where
         ctx.metrics.api_write(&plural, "delete");
         changes.pruned.push(format!("{kind}/{name}"));
     }
-    Ok(())
+    Ok(current)
 }
 
 fn reference<K: Resource<DynamicType = ()>>(name: &str) -> ChildReference {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
 use crd_types::{ChildReference, ScheduledBackup, ScheduledBackupStatus};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -58,13 +58,15 @@ async fn reconcile_inner(
         .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
     let uid = sb.uid().ok_or(Error::MissingObjectKey("metadata.uid"))?;
 
+    let mut applied_cron_job = None;
     let outcome = match converge(ctx, sb, &namespace, &uid).await {
-        Ok((children, hash, notes, changes)) => {
-            publish_changes(ctx, sb, &changes).await;
+        Ok(converged) => {
+            publish_changes(ctx, sb, &converged.changes).await;
+            applied_cron_job = converged.cron_job;
             Outcome::Applied {
-                children,
-                hash,
-                notes,
+                children: converged.children,
+                hash: converged.hash,
+                notes: converged.notes,
             }
         }
         Err(error) => match error.step() {
@@ -82,11 +84,20 @@ async fn reconcile_inner(
         Outcome::Applied { .. } => None,
     };
 
-    let runs = observe_runs(ctx, sb, &namespace, &uid);
+    let runs = observe_runs(ctx, sb, &namespace, &uid, applied_cron_job);
     let now = Time(jiff::Timestamp::now());
     let status = desired_status(sb, &outcome, &runs, now);
     write_status(ctx, sb, &namespace, status).await?;
     Ok((Action::requeue(RESYNC), failure))
+}
+
+/// What a successful apply pass produced.
+struct Converged {
+    children: Vec<ChildReference>,
+    hash: String,
+    notes: Vec<String>,
+    changes: Changes,
+    cron_job: Option<CronJob>,
 }
 
 /// Everything up to and including the apply. A user-facing error stops here, before anything is written.
@@ -95,7 +106,7 @@ async fn converge(
     sb: &ScheduledBackup,
     namespace: &str,
     uid: &str,
-) -> Result<(Vec<ChildReference>, String, Vec<String>, Changes), Error> {
+) -> Result<Converged, Error> {
     let deps = dereference(&ctx.client, &ctx.stores.templates, sb, namespace).await?;
     crate::dereference::check_key_secret(&ctx.client, sb, namespace).await?;
     crate::validate::validate(sb)?;
@@ -131,7 +142,7 @@ async fn converge(
     )
     .await?;
     let cron_jobs: Vec<_> = desired.cron_job.into_iter().collect();
-    sync_kind(
+    let cron_job = sync_kind(
         ctx,
         &stores.cron_jobs,
         namespace,
@@ -140,20 +151,33 @@ async fn converge(
         &mut changes,
         &mut children,
     )
-    .await?;
-    Ok((children, desired.hash, desired.skipped, changes))
+    .await?
+    .pop();
+    Ok(Converged {
+        children,
+        hash: desired.hash,
+        notes: desired.skipped,
+        changes,
+        cron_job,
+    })
 }
 
-/// Jobs spawned by this ScheduledBackup's CronJob (not those of actions), from the watch cache.
+/// Jobs spawned by this ScheduledBackup's CronJob (not those of actions), from the watch cache. `applied` is the
+/// CronJob this reconcile just applied or saw, which the cache may not hold yet; after a failed apply the
+/// cache's copy is used.
 fn observe_runs(
     ctx: &Context,
     sb: &ScheduledBackup,
     namespace: &str,
     uid: &str,
+    applied: Option<CronJob>,
 ) -> crate::health::RunsSummary {
     let name = sb.name_any();
-    let cron_job = ctx.stores.cron_jobs.state().into_iter().find(|c| {
-        c.namespace().as_deref() == Some(namespace) && crate::apply::controlled_by(c.as_ref(), uid)
+    let cron_job = applied.map(Arc::new).or_else(|| {
+        ctx.stores.cron_jobs.state().into_iter().find(|c| {
+            c.namespace().as_deref() == Some(namespace)
+                && crate::apply::controlled_by(c.as_ref(), uid)
+        })
     });
     let cron_uid = cron_job.as_ref().and_then(|c| c.uid());
     let jobs: Vec<Arc<Job>> = ctx
