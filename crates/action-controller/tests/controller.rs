@@ -671,3 +671,81 @@ async fn a_job_deleted_before_its_result_was_seen_fails_the_action_and_is_not_re
     assert_eq!(server.write_count("jobs", Verb::Create), 1);
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn an_owned_job_the_cache_cannot_see_is_adopted_after_already_exists() {
+    // A Job from a previous life that the label-filtered cache does not show (as when the cache lags behind our
+    // own create): the POST answers 409 AlreadyExists, the GET finds it controlled by this action, it is adopted.
+    let server = server(false);
+    seed(&server);
+    let created = server
+        .insert(action("lagging", json!({"action": "backup"})))
+        .unwrap();
+    let uid = created["metadata"]["uid"].as_str().unwrap();
+    server
+        .insert(json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "lagging", "namespace": NS,
+                         "ownerReferences": [{"apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
+                                              "name": "lagging", "uid": uid, "controller": true}]},
+            "spec": {"template": {"spec": {"containers": [{"name": "x", "image": "busybox"}], "restartPolicy": "Never"}}},
+        }))
+        .unwrap();
+    let controller = start(server.client());
+    let rba = wait_action(&server, "lagging", "processed", |a| {
+        a["status"]["processed"] == true
+    })
+    .await;
+    assert_eq!(ready_reason(&rba).as_deref(), Some("Pending"), "{rba:#}");
+    assert_eq!(server.list_in("jobs", NS).len(), 1);
+    assert_eq!(
+        server.write_count("jobs", Verb::Create),
+        1,
+        "one POST, answered 409"
+    );
+    assert!(
+        !event_reasons(&server, "lagging").contains(&"JobCreated".to_string()),
+        "adopting is not creating"
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn two_controllers_racing_on_one_action_create_one_job() {
+    // Leader election normally keeps a second replica idle; even without it, the deterministic name makes the
+    // loser of the race get 409 and adopt.
+    let server = server(false);
+    seed(&server);
+    for i in 0..5 {
+        server
+            .insert(action(&format!("race-{i}"), json!({"action": "backup"})))
+            .unwrap();
+    }
+    let a = start(server.client());
+    let b = start(server.client());
+    for i in 0..5 {
+        wait_action(&server, &format!("race-{i}"), "processed", |a| {
+            a["status"]["processed"] == true
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.list_in("jobs", NS).len(), 5, "one Job per action");
+    for i in 0..5 {
+        let created = event_reasons(&server, &format!("race-{i}"))
+            .iter()
+            .filter(|r| *r == "JobCreated")
+            .count();
+        assert_eq!(
+            created, 1,
+            "race-{i}: only the winner reports a created Job"
+        );
+        let reasons = event_reasons(&server, &format!("race-{i}"));
+        assert!(
+            !reasons.contains(&"NameCollision".to_string()),
+            "race-{i}: the loser adopts, it does not collide: {reasons:?}"
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+}
