@@ -51,3 +51,25 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent_and_run_takes_the_shared_flags() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "action-controller",
+            "run",
+            "--namespace",
+            "team-a",
+            "--leader-election=false",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command;
+        assert_eq!(args.namespace.as_deref(), Some("team-a"));
+        assert!(!args.leader_election);
+    }
+}

@@ -79,10 +79,23 @@ async fn a_backup_action_gets_exactly_one_owned_job_and_then_makes_no_writes() {
 
     assert_quiet(&server, Duration::from_millis(500), "a converged action").await;
     assert_eq!(server.list_in("jobs", NS).len(), 1);
+    let writes = |resource: &str, verb: &str| {
+        counter(
+            &controller.registry,
+            "backup_maker_api_writes_total",
+            &[("resource", resource), ("verb", verb)],
+        )
+    };
+    assert_eq!(writes("jobs", "create"), 1.0);
+    assert!(writes("requestedbackupactions/status", "apply") >= 1.0);
     assert!(
-        controller.metrics.api_writes_total() >= 2,
-        "job create and status apply are counted"
+        counter(
+            &controller.registry,
+            "backup_maker_reconcile_total",
+            &[("result", "success")]
+        ) >= 1.0
     );
+    assert_no_secret_values(&server);
     assert!(
         controller.health.is_ready(),
         "readiness flips once the caches are synced"
@@ -402,6 +415,18 @@ async fn an_action_waits_for_its_scheduled_backup_to_exist_and_be_ready_then_run
             "JobCreated"
         ]
     );
+    let waits = |reason: &str| {
+        counter(
+            &controller.registry,
+            "backup_maker_reconcile_errors_total",
+            &[("reason", reason)],
+        )
+    };
+    assert!(
+        waits("ScheduledBackupNotFound") >= 1.0 && waits("WaitingForScheduledBackup") >= 1.0,
+        "waiting counts by reason"
+    );
+    assert_no_secret_values(&server);
     controller.stop().await;
 }
 
@@ -748,4 +773,28 @@ async fn two_controllers_racing_on_one_action_create_one_job() {
     }
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn a_scheduled_backup_in_another_namespace_is_never_used() {
+    // scheduledBackupRef has no namespace: an SB of the same name elsewhere does not count.
+    let server = server(false);
+    seed(&server);
+    let mut elsewhere = action("cross", json!({"action": "backup"}));
+    elsewhere["metadata"]["namespace"] = json!("team-b");
+    server.insert(elsewhere).unwrap();
+    let controller = start(server.client());
+    let found = server
+        .wait_for(Duration::from_secs(10), |s| {
+            s.get("requestedbackupactions", "team-b", "cross")
+                .is_some_and(|a| ready_reason(&a).as_deref() == Some("ScheduledBackupNotFound"))
+        })
+        .await;
+    assert!(
+        found.is_ok(),
+        "{:#?}",
+        server.get("requestedbackupactions", "team-b", "cross")
+    );
+    assert!(server.list("jobs").is_empty());
+    controller.stop().await;
 }

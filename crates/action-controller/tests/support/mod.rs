@@ -108,6 +108,8 @@ pub struct Running {
     pub metrics: ControllerMetrics,
     /// Its readiness.
     pub health: Health,
+    /// The registry its metrics are registered in.
+    pub registry: prometheus::Registry,
 }
 
 impl Running {
@@ -147,6 +149,7 @@ pub fn start(client: kube::Client) -> Running {
         stop: Some(stop),
         metrics,
         health,
+        registry,
     }
 }
 
@@ -272,4 +275,39 @@ pub async fn assert_quiet(server: &FakeApiServer, quiet: Duration, why: &str) {
         "{why}: unexpected writes {:#?}",
         server.write_log()
     );
+}
+
+/// The Secret values of the example fixtures: none of them may ever show up in status, events or Jobs.
+pub const SECRET_VALUES: [&str; 2] = ["eyJhbGciOiJIUzI1NiJ9.example.token", "it's a secret"];
+
+/// Asserts that no Secret value of the fixtures appears in any event or action.
+pub fn assert_no_secret_values(server: &FakeApiServer) {
+    let mut everything = server.list("events");
+    everything.extend(server.list("events.events.k8s.io"));
+    everything.extend(server.list("requestedbackupactions"));
+    let text = serde_json::to_string(&everything).unwrap();
+    for secret in SECRET_VALUES {
+        assert!(
+            !text.contains(secret),
+            "a Secret value leaked into events or status"
+        );
+    }
+}
+
+/// The value of a counter sample in the gathered registry, by family name and label pairs.
+pub fn counter(registry: &prometheus::Registry, family: &str, labels: &[(&str, &str)]) -> f64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|f| f.get_name() == family)
+        .flat_map(|f| f.get_metric().to_vec())
+        .filter(|m| {
+            labels.iter().all(|(k, v)| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.get_name() == *k && l.get_value() == *v)
+            })
+        })
+        .map(|m| m.get_counter().get_value())
+        .sum()
 }
