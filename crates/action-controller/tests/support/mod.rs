@@ -299,13 +299,13 @@ pub fn counter(registry: &prometheus::Registry, family: &str, labels: &[(&str, &
     registry
         .gather()
         .iter()
-        .filter(|f| f.get_name() == family)
+        .filter(|f| f.name() == family)
         .flat_map(|f| f.get_metric().to_vec())
         .filter(|m| {
             labels.iter().all(|(k, v)| {
                 m.get_label()
                     .iter()
-                    .any(|l| l.get_name() == *k && l.get_value() == *v)
+                    .any(|l| l.name() == *k && l.value() == *v)
             })
         })
         .map(|m| m.get_counter().get_value())
