@@ -750,22 +750,45 @@ pub(crate) struct Rendered {
 }
 
 /// Renders a compiled template with the given variables.
+#[cfg(test)]
 pub(crate) fn render(
     c: &Compiled,
     vars: &Value,
     secrets: &[(String, String)],
     hint: &dyn MissingHint,
 ) -> Result<Rendered, Error> {
-    let mut ctx = tera::Context::from_value(vars.clone()).map_err(|e| Error::RenderFailed {
-        template: c.name.clone(),
+    let ctx = context(&c.name, vars)?;
+    render_with_context(c, &ctx, vars, secrets, hint)
+}
+
+/// The Tera context of the variables (built once and shared by the renders of one ScheduledBackup).
+pub(crate) fn context(template: &str, vars: &Value) -> Result<tera::Context, Error> {
+    tera::Context::from_value(vars.clone()).map_err(|e| Error::RenderFailed {
+        template: template.to_string(),
         message: format!("the variables are not a map: {e}"),
-    })?;
-    if c.needs_root {
-        ctx.insert(gotmpl::ROOT_VAR, vars);
-    }
+    })
+}
+
+/// Renders a compiled template with a prepared context (`vars` is the same data, for error messages).
+pub(crate) fn render_with_context(
+    c: &Compiled,
+    ctx: &tera::Context,
+    vars: &Value,
+    secrets: &[(String, String)],
+    hint: &dyn MissingHint,
+) -> Result<Rendered, Error> {
+    let rooted;
+    let ctx = if c.needs_root {
+        let mut with_root = ctx.clone();
+        with_root.insert(gotmpl::ROOT_VAR, vars);
+        rooted = with_root;
+        &rooted
+    } else {
+        ctx
+    };
     let result = {
         let _scope = SecretScope::new(secrets);
-        c.tera.render(&c.name, &ctx)
+        c.tera.render(&c.name, ctx)
     };
     let text = result.map_err(|e| map_render_error(c, &e, vars, hint))?;
     // Replace markers printed raw (no shell_quote): the original pasted values into scripts as well.

@@ -467,6 +467,7 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
         skipped: Vec::new(),
         warnings: ctx.helm.warnings.clone(),
     };
+    let mut tera_ctx: Option<tera::Context> = None;
     for op in Operation::ALL {
         let source = match op {
             Operation::Backup => Some(&template.backup),
@@ -486,8 +487,16 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
             continue;
         };
         let compiled = engine::compile(&template.name, source)?;
-        let rendered =
-            engine::render(&compiled, &ctx.vars.root, &secret_values, &ctx.vars.sources)?;
+        if tera_ctx.is_none() {
+            tera_ctx = Some(engine::context(&template.name, &ctx.vars.root)?);
+        }
+        let rendered = engine::render_with_context(
+            &compiled,
+            tera_ctx.as_ref().expect("context was just built"),
+            &ctx.vars.root,
+            &secret_values,
+            &ctx.vars.sources,
+        )?;
         let name = child_name(&sb_name, op);
         for env in &rendered.pasted_secrets {
             if let Some(sv) = ctx.vars.secrets.iter().find(|s| &s.env == env) {
@@ -572,23 +581,47 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
     Ok((out, ctx.helm))
 }
 
-/// sha256 (hex) of the rendered children, for `status.lastAppliedSpecHash`.
+/// Feeds serialised JSON straight into the hasher (no intermediate buffers).
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// sha256 (hex) of the rendered children, for `status.lastAppliedSpecHash`. The CronJob's pod template is the
+/// pod template of its operation, hashed once through `pod_templates`.
 fn hash_children(d: &Desired) -> String {
-    let mut h = Sha256::new();
-    for cm in &d.config_maps {
-        h.update(serde_json::to_vec(cm).unwrap_or_default());
-    }
-    for s in &d.secrets {
-        h.update(serde_json::to_vec(s).unwrap_or_default());
-    }
+    let mut w = HashWriter(Sha256::new());
+    let _ = serde_json::to_writer(&mut w, &d.config_maps);
+    let _ = serde_json::to_writer(&mut w, &d.secrets);
+    let _ = serde_json::to_writer(&mut w, &d.pod_templates);
     if let Some(cj) = &d.cron_job {
-        h.update(serde_json::to_vec(cj).unwrap_or_default());
+        let _ = serde_json::to_writer(&mut w, &cj.metadata);
+        if let Some(spec) = &cj.spec {
+            let job = spec.job_template.spec.as_ref();
+            let _ = serde_json::to_writer(
+                &mut w,
+                &(
+                    &spec.schedule,
+                    &spec.time_zone,
+                    spec.suspend,
+                    &spec.concurrency_policy,
+                    spec.successful_jobs_history_limit,
+                    spec.failed_jobs_history_limit,
+                    &spec.job_template.metadata,
+                    job.and_then(|j| j.backoff_limit),
+                    job.and_then(|j| j.active_deadline_seconds),
+                ),
+            );
+        }
     }
-    for (op, p) in &d.pod_templates {
-        h.update(op.as_str().as_bytes());
-        h.update(serde_json::to_vec(p).unwrap_or_default());
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    w.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Builds the executor of an action (see [`crate::action_executor`]).

@@ -120,8 +120,35 @@ pub fn env_name_for_path(path: &str) -> String {
     s
 }
 
-/// Parses `spec.vars`. Empty (or only comments) is an empty map; the original panicked there.
+type VarsCache = std::sync::RwLock<std::collections::HashMap<String, Map<String, Value>>>;
+
+/// Parsed `spec.vars` by text: a ScheduledBackup is re-rendered on every reconcile with the same vars.
+fn vars_cache() -> &'static VarsCache {
+    static CACHE: std::sync::OnceLock<VarsCache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Distinct `spec.vars` texts kept parsed; the cache is emptied when full.
+const VARS_CACHE_LIMIT: usize = 1024;
+
+/// Parses `spec.vars` (cached). Empty (or only comments) is an empty map; the original panicked there.
 pub(crate) fn parse_spec_vars(sb_ref: &str, text: &str) -> Result<Map<String, Value>, Error> {
+    if let Ok(cache) = vars_cache().read()
+        && let Some(m) = cache.get(text)
+    {
+        return Ok(m.clone());
+    }
+    let parsed = parse_spec_vars_uncached(sb_ref, text)?;
+    if let Ok(mut cache) = vars_cache().write() {
+        if cache.len() >= VARS_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(text.to_string(), parsed.clone());
+    }
+    Ok(parsed)
+}
+
+fn parse_spec_vars_uncached(sb_ref: &str, text: &str) -> Result<Map<String, Value>, Error> {
     // YAML 1.2: `yes`/`on` stay strings (the original's yaml.v3 behaved the same way).
     let options = serde_saphyr::options! { strict_booleans: true };
     let v: Value = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
