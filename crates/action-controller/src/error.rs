@@ -86,6 +86,12 @@ pub enum Error {
 /// Reason of an executor that vanished before it finished.
 pub const EXECUTOR_DELETED: &str = "ExecutorDeleted";
 
+impl metrics_exporter::metrics::ErrorReason for Error {
+    fn reason(&self) -> &'static str {
+        Error::reason(self)
+    }
+}
+
 impl Error {
     /// Stable label for conditions, events and metrics.
     pub fn reason(&self) -> &'static str {

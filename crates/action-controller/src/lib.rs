@@ -30,7 +30,6 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use metrics_exporter::health::Health;
 use metrics_exporter::metrics::ControllerMetrics;
 
 pub use error::Error;
@@ -38,20 +37,8 @@ pub use error::Error;
 /// Name used for metrics, events and the leader Lease.
 pub const NAME: &str = "action-controller";
 
-/// How the controller runs.
-#[derive(Clone)]
-pub struct Config {
-    /// Watch one namespace instead of all.
-    pub namespace: Option<String>,
-    /// Maximum parallel reconciles.
-    pub concurrency: u16,
-    /// Reconcile metrics.
-    pub metrics: ControllerMetrics,
-    /// Readiness, flipped once the caches are synced.
-    pub health: Health,
-    /// Identity in events (the pod name).
-    pub instance: Option<String>,
-}
+/// How the controller runs (shared by every controller binary).
+pub use metrics_exporter::runtime::ControllerConfig as Config;
 
 /// Shared by every reconcile.
 pub struct Context {

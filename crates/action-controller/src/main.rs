@@ -33,14 +33,8 @@ fn main() -> ExitCode {
 async fn run(args: RunArgs) -> ExitCode {
     metrics_exporter::telemetry::init(args.log_format);
     match metrics_exporter::runtime::run_controller(action_controller::NAME, args, |client, ctx| {
-        let config = action_controller::Config {
-            namespace: ctx.namespace,
-            concurrency: ctx.concurrency,
-            metrics: ctx.metrics,
-            health: ctx.health,
-            instance: ctx.instance,
-        };
-        action_controller::run(client, config, ctx.shutdown)
+        let (config, shutdown) = ctx.split();
+        action_controller::run(client, config, shutdown)
     })
     .await
     {

@@ -30,22 +30,7 @@ pub async fn reconcile(
     rba: Arc<RequestedBackupAction>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile_timer();
-    match reconcile_inner(&rba, &ctx).await {
-        Ok((action, None)) => {
-            ctx.metrics.reconcile_succeeded();
-            Ok(action)
-        }
-        // A user error is reported in status; it still counts as a failed reconcile, by reason.
-        Ok((action, Some(reason))) => {
-            ctx.metrics.reconcile_failed(reason);
-            Ok(action)
-        }
-        Err(e) => {
-            ctx.metrics.reconcile_failed(e.reason());
-            Err(e)
-        }
-    }
+    ctx.metrics.track(reconcile_inner(&rba, &ctx)).await
 }
 
 /// True once the action finished: it is never acted on again (no reads, no writes).

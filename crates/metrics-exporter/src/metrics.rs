@@ -54,7 +54,37 @@ impl std::fmt::Debug for ControllerMetrics {
     }
 }
 
+/// An error with a stable, low-cardinality label (`reason`) for metrics, events and conditions.
+pub trait ErrorReason {
+    /// CamelCase, stable label.
+    fn reason(&self) -> &'static str;
+}
+
 impl ControllerMetrics {
+    /// Runs one reconcile and records it: duration, and success or failure by reason. The reconcile returns
+    /// `Ok((value, Some(reason)))` when it handled a user error (reported in status, not retried with backoff),
+    /// which still counts as a failed reconcile with that reason.
+    pub async fn track<T, E: ErrorReason>(
+        &self,
+        reconcile: impl std::future::Future<Output = Result<(T, Option<&'static str>), E>>,
+    ) -> Result<T, E> {
+        let _timer = self.reconcile_timer();
+        match reconcile.await {
+            Ok((value, None)) => {
+                self.reconcile_succeeded();
+                Ok(value)
+            }
+            Ok((value, Some(reason))) => {
+                self.reconcile_failed(reason);
+                Ok(value)
+            }
+            Err(error) => {
+                self.reconcile_failed(error.reason());
+                Err(error)
+            }
+        }
+    }
+
     /// Creates the families for `controller` and registers them in `registry`.
     ///
     /// Registering the same controller name twice in one registry is a programming error; it is

@@ -14,6 +14,35 @@ use crate::metrics::ControllerMetrics;
 /// A shutdown future a `kube::runtime::Controller` accepts (`graceful_shutdown_on` needs `Send + Sync`).
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>>;
 
+/// How a controller runs, as its `run(client, config, shutdown)` takes it (tests build it directly).
+#[derive(Clone)]
+pub struct ControllerConfig {
+    /// Watch one namespace instead of all.
+    pub namespace: Option<String>,
+    /// Maximum parallel reconciles.
+    pub concurrency: u16,
+    /// Reconcile metrics.
+    pub metrics: ControllerMetrics,
+    /// Readiness, flipped once the caches are synced.
+    pub health: Health,
+    /// Identity in events (the pod name).
+    pub instance: Option<String>,
+}
+
+impl ControllerContext {
+    /// The controller's configuration and its shutdown future.
+    pub fn split(self) -> (ControllerConfig, Shutdown) {
+        let config = ControllerConfig {
+            namespace: self.namespace,
+            concurrency: self.concurrency,
+            metrics: self.metrics,
+            health: self.health,
+            instance: self.instance,
+        };
+        (config, self.shutdown)
+    }
+}
+
 /// What [`run_controller`] hands to a controller's `run`.
 pub struct ControllerContext {
     /// `--namespace`.

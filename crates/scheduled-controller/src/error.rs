@@ -52,6 +52,12 @@ pub enum Error {
     },
 }
 
+impl metrics_exporter::metrics::ErrorReason for Error {
+    fn reason(&self) -> &'static str {
+        Error::reason(self)
+    }
+}
+
 impl Error {
     /// Stable label for conditions, events and metrics.
     pub fn reason(&self) -> &'static str {

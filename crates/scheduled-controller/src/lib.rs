@@ -18,6 +18,7 @@ pub mod health;
 pub mod reconcile;
 pub mod status;
 pub mod validate;
+pub mod written;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,7 +33,6 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use metrics_exporter::health::Health;
 use metrics_exporter::metrics::ControllerMetrics;
 
 pub use error::Error;
@@ -40,20 +40,8 @@ pub use error::Error;
 /// Name used for metrics, events and the leader Lease.
 pub const NAME: &str = "scheduled-controller";
 
-/// How the controller runs.
-#[derive(Clone)]
-pub struct Config {
-    /// Watch one namespace instead of all.
-    pub namespace: Option<String>,
-    /// Maximum parallel reconciles.
-    pub concurrency: u16,
-    /// Reconcile metrics.
-    pub metrics: ControllerMetrics,
-    /// Readiness, flipped once the caches are synced.
-    pub health: Health,
-    /// Identity in events (the pod name).
-    pub instance: Option<String>,
-}
+/// How the controller runs (shared by every controller binary).
+pub use metrics_exporter::runtime::ControllerConfig as Config;
 
 /// Watch caches the reconcile reads instead of the API.
 pub struct Stores {
@@ -79,6 +67,8 @@ pub struct Context {
     pub stores: Stores,
     /// Metrics.
     pub metrics: ControllerMetrics,
+    /// Our last status writes, until the watch cache has them.
+    pub written: written::Written,
 }
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
@@ -104,41 +94,19 @@ pub async fn run(
     ));
     let labelled_jobs = watcher::Config::default().labels(labels::SCHEDULED_BACKUP);
 
-    // Each child kind is watched once: the reflector feeds both the cache and the controller's trigger.
-    let (config_maps, cm_writer) = reflector::store();
-    let cm_stream = reflector::reflector(
-        cm_writer,
-        watcher(api::<ConfigMap>(&client, ns), managed.clone()),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (secrets, secret_writer) = reflector::store();
-    let secret_stream = reflector::reflector(
-        secret_writer,
-        watcher(api::<Secret>(&client, ns), managed.clone()),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (cron_jobs, cron_writer) = reflector::store();
-    let cron_stream =
-        reflector::reflector(cron_writer, watcher(api::<CronJob>(&client, ns), managed))
-            .default_backoff()
-            .touched_objects();
-    let (jobs, job_writer) = reflector::store();
-    let job_stream =
-        reflector::reflector(job_writer, watcher(api::<Job>(&client, ns), labelled_jobs))
-            .default_backoff()
-            .touched_objects();
-    let (templates, template_writer) = reflector::store();
-    let template_stream = reflector::reflector(
-        template_writer,
-        watcher(
-            Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
+    // Each kind is watched once: the reflector feeds both the cache and the controller's trigger.
+    let (config_maps, cm_stream) = cached(api::<ConfigMap>(&client, ns), managed.clone());
+    let (secrets, secret_stream) = cached(api::<Secret>(&client, ns), managed.clone());
+    let (cron_jobs, cron_stream) = cached(api::<CronJob>(&client, ns), managed);
+    let (jobs, job_stream) = cached(api::<Job>(&client, ns), labelled_jobs);
+    let (templates, template_stream) = cached(
+        Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let (sbs, sb_stream) = cached(
+        api::<ScheduledBackup>(&client, ns),
+        watcher::Config::default(),
+    );
     // Referenced Secrets (token, vars, key) are only mapped to SBs, never cached: metadata is enough.
     let secret_meta: Api<PartialObjectMeta<Secret>> = match ns {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -148,12 +116,8 @@ pub async fn run(
         .default_backoff()
         .touched_objects();
 
-    let controller = Controller::new(
-        api::<ScheduledBackup>(&client, ns),
-        watcher::Config::default(),
-    )
-    .with_config(controller::Config::default().concurrency(config.concurrency));
-    let sbs = controller.store();
+    let controller = Controller::for_stream(sb_stream, sbs.clone())
+        .with_config(controller::Config::default().concurrency(config.concurrency));
 
     let ready_stores = (
         config_maps.clone(),
@@ -196,6 +160,7 @@ pub async fn run(
             templates,
         },
         metrics: config.metrics.clone(),
+        written: Default::default(),
     });
 
     let template_sbs = sbs.clone();
@@ -242,6 +207,36 @@ pub async fn run(
         })
         .await;
     Ok(())
+}
+
+/// A watch cache of `api` and the stream of objects it saw. `managedFields` are dropped before caching: the
+/// controller never reads them, and on a real apiserver they are often the largest part of an object.
+fn cached<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config).modify(|object: &mut K| {
+            object.managed_fields_mut().clear();
+        }),
+    )
+    .default_backoff()
+    .touched_objects();
+    (store, stream)
 }
 
 /// True when the SB refers to the Secret `name` (token, vars or key Secret).

@@ -110,14 +110,8 @@ async fn run(args: RunArgs) -> ExitCode {
         scheduled_controller::NAME,
         args,
         |client, ctx| {
-            let config = scheduled_controller::Config {
-                namespace: ctx.namespace,
-                concurrency: ctx.concurrency,
-                metrics: ctx.metrics,
-                health: ctx.health,
-                instance: ctx.instance,
-            };
-            scheduled_controller::run(client, config, ctx.shutdown)
+            let (config, shutdown) = ctx.split();
+            scheduled_controller::run(client, config, shutdown)
         },
     )
     .await

@@ -27,22 +27,7 @@ pub const RESYNC: Duration = Duration::from_secs(10 * 60);
 /// Reconciles one ScheduledBackup.
 #[tracing::instrument(skip_all, fields(namespace = sb.namespace().unwrap_or_default(), name = sb.name_any()))]
 pub async fn reconcile(sb: Arc<ScheduledBackup>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile_timer();
-    match reconcile_inner(&sb, &ctx).await {
-        Ok((action, None)) => {
-            ctx.metrics.reconcile_succeeded();
-            Ok(action)
-        }
-        // A user error is reported in status; it still counts as a failed reconcile, by reason.
-        Ok((action, Some(reason))) => {
-            ctx.metrics.reconcile_failed(reason);
-            Ok(action)
-        }
-        Err(e) => {
-            ctx.metrics.reconcile_failed(e.reason());
-            Err(e)
-        }
-    }
+    ctx.metrics.track(reconcile_inner(&sb, &ctx)).await
 }
 
 async fn reconcile_inner(
@@ -84,6 +69,9 @@ async fn reconcile_inner(
         Outcome::Applied { .. } => None,
     };
 
+    // The watch cache may not have our last status write yet; compute from what we wrote, not from the stale copy.
+    let fresh = ctx.written.fresh(sb);
+    let sb = &fresh;
     let runs = observe_runs(ctx, sb, &namespace, &uid, applied_cron_job);
     let now = Time(jiff::Timestamp::now());
     let status = desired_status(sb, &outcome, &runs, now);
@@ -216,14 +204,16 @@ async fn write_status(
         "kind": "ScheduledBackup",
         "status": status,
     });
-    api.patch_status(
-        &sb.name_any(),
-        &PatchParams::apply(SCHEDULED_CONTROLLER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::kube("writing ScheduledBackup status"))?;
+    let written = api
+        .patch_status(
+            &sb.name_any(),
+            &PatchParams::apply(SCHEDULED_CONTROLLER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube("writing ScheduledBackup status"))?;
     ctx.metrics.api_write("scheduledbackups/status", "apply");
+    ctx.written.remember(&written);
     publish_status_events(ctx, sb, &before, &status).await;
     Ok(())
 }
