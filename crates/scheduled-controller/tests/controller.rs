@@ -429,3 +429,36 @@ async fn status_reports_owned_children_and_the_cronjob() {
             .any(|c| c["type"] == "GPGKeyReady")
     );
 }
+
+#[tokio::test]
+async fn a_changed_vars_secret_is_rendered_again() {
+    let fake = server();
+    seed(&fake);
+    // An original-style template that pastes the value raw, so the Secret's value lands in the script.
+    fake.insert(json!({
+        "apiVersion": "riotkit.org/v1alpha1", "kind": "ClusterBackupProcedureTemplate",
+        "metadata": {"name": "raw"},
+        "spec": {"image": "example/tools:1", "backup": "echo {{ .Params.user }}", "restore": "echo {{ .Params.user }}"}
+    }))
+    .unwrap();
+    fake.insert(secret("vars", json!({"Params.user": "alice"})))
+        .unwrap();
+    fake.insert(scheduled_backup(
+        "app",
+        json!({"templateRef": {"kind": "ClusterBackupProcedureTemplate", "name": "raw"}, "varsSecretRef": {"secretName": "vars"}}),
+    ))
+    .unwrap();
+    let _world = start(fake.clone());
+    let script = |s: &fake_apiserver::StateView<'_>| {
+        s.get("configmaps", NS, "app-backup")
+            .map(|cm| cm["data"].to_string())
+            .unwrap_or_default()
+    };
+    wait(&fake, "first render", |s| script(s).contains("echo alice")).await;
+    fake.insert(secret("vars", json!({"Params.user": "bob"})))
+        .unwrap();
+    wait(&fake, "re-render after the vars Secret changed", |s| {
+        script(s).contains("echo bob")
+    })
+    .await;
+}
