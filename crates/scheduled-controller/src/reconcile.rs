@@ -47,11 +47,28 @@ async fn reconcile_inner(
     let outcome = match converge(ctx, sb, &namespace, &uid).await {
         Ok(converged) => {
             publish_changes(ctx, sb, &converged.changes).await;
+            // Render warnings are announced when the children they concern change, and stay visible in the
+            // TemplateRendered condition.
+            if !converged.changes.applied.is_empty() {
+                for warning in &converged.warnings {
+                    publish(
+                        ctx,
+                        sb,
+                        EventType::Warning,
+                        "RenderWarning",
+                        "Render",
+                        warning.clone(),
+                    )
+                    .await;
+                }
+            }
             applied_cron_job = converged.cron_job;
+            let mut notes = converged.notes;
+            notes.extend(converged.warnings.iter().map(|w| format!("warning: {w}")));
             Outcome::Applied {
                 children: converged.children,
                 hash: converged.hash,
-                notes: converged.notes,
+                notes,
             }
         }
         Err(error) => match error.step() {
@@ -84,6 +101,7 @@ struct Converged {
     children: Vec<ChildReference>,
     hash: String,
     notes: Vec<String>,
+    warnings: Vec<String>,
     changes: Changes,
     cron_job: Option<CronJob>,
 }
@@ -145,6 +163,7 @@ async fn converge(
         children,
         hash: desired.hash,
         notes: desired.skipped,
+        warnings: desired.warnings,
         changes,
         cron_job,
     })

@@ -455,6 +455,25 @@ async fn a_changed_vars_secret_is_rendered_again() {
             .unwrap_or_default()
     };
     wait(&fake, "first render", |s| script(s).contains("echo alice")).await;
+    // Pasting a Secret value raw into a script is allowed for compatibility, but announced.
+    wait(&fake, "a RenderWarning event", |s| {
+        s.list("events.events.k8s.io")
+            .iter()
+            .any(|e| e["reason"] == "RenderWarning")
+    })
+    .await;
+    let sb = fake.get("scheduledbackups", NS, "app").unwrap();
+    let rendered = sb["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "TemplateRendered")
+        .unwrap()
+        .clone();
+    assert!(
+        rendered["message"].as_str().unwrap().contains("warning:"),
+        "{rendered}"
+    );
     fake.insert(secret("vars", json!({"Params.user": "bob"})))
         .unwrap();
     wait(&fake, "re-render after the vars Secret changed", |s| {
