@@ -18,3 +18,74 @@ pub fn validate(sb: &ScheduledBackup) -> Result<(), Error> {
             Error::InvalidSchedule(format!("spec.cronJob.scheduleEvery {expression:?}: {e}"))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn original_example() -> ScheduledBackup {
+        let text = include_str!("../../../tests/fixtures/original/scheduledbackup.yaml");
+        serde_saphyr::from_str(text).unwrap()
+    }
+
+    fn with_schedule(schedule: &str, time_zone: Option<&str>) -> ScheduledBackup {
+        let mut sb = original_example();
+        sb.spec.cron_job.schedule_every = Some(schedule.into());
+        sb.spec.cron_job.time_zone = time_zone.map(String::from);
+        sb
+    }
+
+    fn message(sb: &ScheduledBackup) -> String {
+        match validate(sb) {
+            Err(e @ Error::InvalidSchedule(_)) => e.to_string(),
+            other => panic!("expected InvalidSchedule, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_original_example_schedule_is_valid() {
+        validate(&original_example()).unwrap();
+    }
+
+    #[test]
+    fn kubernetes_schedules_and_macros_are_accepted() {
+        for schedule in [
+            "*/15 * * * *",
+            "0 6 * * ?",
+            "0 0 1,15 * MON",
+            "0 0 * * 7",
+            "@daily",
+            "@hourly",
+            "@weekly",
+            "@midnight",
+        ] {
+            validate(&with_schedule(schedule, None)).unwrap_or_else(|e| panic!("{schedule}: {e}"));
+        }
+        validate(&with_schedule("0 2 * * *", Some("Europe/Berlin"))).unwrap();
+    }
+
+    #[test]
+    fn six_fields_are_rejected_as_kubernetes_does() {
+        assert!(
+            message(&with_schedule("0 0 2 * * *", None))
+                .contains("spec.cronJob.scheduleEvery \"0 0 2 * * *\"")
+        );
+    }
+
+    #[test]
+    fn cron_tz_prefixes_and_unknown_zones_are_rejected() {
+        assert!(
+            message(&with_schedule("CRON_TZ=Europe/Berlin 0 2 * * *", None)).contains("timeZone")
+        );
+        assert!(
+            message(&with_schedule("0 2 * * *", Some("Mars/Olympus"))).contains("Mars/Olympus")
+        );
+    }
+
+    #[test]
+    fn a_disabled_cronjob_needs_no_valid_schedule() {
+        let mut sb = with_schedule("not a schedule", None);
+        sb.spec.cron_job.enabled = false;
+        validate(&sb).unwrap();
+    }
+}

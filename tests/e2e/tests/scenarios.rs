@@ -419,6 +419,133 @@ async fn bad_input_is_reported_and_disturbs_nothing_else(mut env: Env) {
         );
     }
 
+    // Cases that need more than a different template, token Secret, schedule or vars.
+    let more: Vec<(&str, serde_json::Value, &str, &str)> = vec![
+        (
+            "no-vars-secret",
+            json!({"varsSecretRef": {"secretName": "missing-vars"}}),
+            "SecretNotFound",
+            "missing-vars",
+        ),
+        (
+            "token-key",
+            json!({"tokenSecretRef": {"secretName": "app1-token", "tokenKey": "jwt"}}),
+            "SecretNotFound",
+            "\"jwt\"",
+        ),
+        (
+            "vars-not-yaml",
+            json!({"vars": "Params: [unclosed"}),
+            "InvalidVars",
+            "spec.vars",
+        ),
+        (
+            "vars-not-map",
+            json!({"vars": "- a\n- b\n"}),
+            "InvalidVars",
+            "spec.vars",
+        ),
+        (
+            "import-missing",
+            json!({"varsSecretRef": {"secretName": "app1-vars", "importOnlyKeys": ["Params.nope"]}}),
+            "SecretNotFound",
+            "Params.nope",
+        ),
+    ];
+    for (name, patch, reason, needle) in &more {
+        let mut doc: serde_json::Value = serde_saphyr::from_str(&sb(
+            name,
+            "kind: internal, name: pg15",
+            "app1-token",
+            "0 2 * * *",
+            "",
+        ))
+        .unwrap();
+        for (key, value) in patch.as_object().unwrap() {
+            doc["spec"][key] = value.clone();
+        }
+        env.create_yaml(&serde_json::to_string(&doc).unwrap())
+            .await
+            .unwrap();
+        let sb = env
+            .wait_for::<ScheduledBackup>(name, reason, |sb| is(sb, ct::READY, "False", reason))
+            .await;
+        let (_, _, message) = condition(&sb, ct::READY).unwrap();
+        assert!(message.contains(needle), "{name}: {message}");
+        assert!(
+            events_for(&env, name)
+                .await
+                .iter()
+                .any(|(t, r, _)| t == "Warning" && r == reason),
+            "{name}"
+        );
+    }
+
+    // A key Secret without the configured keys: gpg-keygen reports it and never touches it; the SB waits.
+    let incomplete: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "half-keys"}, "stringData": {"unrelated": "x"}}),
+    )
+    .unwrap();
+    env.api::<Secret>()
+        .create(&PostParams::default(), &incomplete)
+        .await
+        .unwrap();
+    let mut doc: serde_json::Value = serde_saphyr::from_str(&sb(
+        "half",
+        "kind: internal, name: pg15",
+        "app1-token",
+        "0 2 * * *",
+        "",
+    ))
+    .unwrap();
+    doc["spec"]["gpgKeySecretRef"]["secretName"] = json!("half-keys");
+    env.create_yaml(&serde_json::to_string(&doc).unwrap())
+        .await
+        .unwrap();
+    let half = env
+        .wait_for::<ScheduledBackup>("half", "KeySecretIncomplete", |sb| {
+            is(sb, ct::GPG_KEY_READY, "False", "KeySecretIncomplete")
+                && is(sb, ct::READY, "False", "WaitingForKeySecret")
+        })
+        .await;
+    assert!(
+        condition(&half, ct::GPG_KEY_READY)
+            .unwrap()
+            .2
+            .contains("half-keys")
+    );
+    assert!(
+        events_for(&env, "half")
+            .await
+            .iter()
+            .any(|(t, r, _)| t == "Warning" && r == "KeySecretIncomplete")
+    );
+    let untouched: Secret = env.api().get("half-keys").await.unwrap();
+    assert_eq!(
+        untouched.data.map(|d| d.len()),
+        Some(1),
+        "an existing key Secret is never modified"
+    );
+
+    // An action naming a ScheduledBackup that does not exist waits and says so.
+    env.start_action_controller();
+    let orphan = action("orphan", "backup", None).replace("name: app1", "name: nobody");
+    env.create_yaml(&orphan).await.unwrap();
+    env.wait_for::<RequestedBackupAction>("orphan", "ScheduledBackupNotFound", |a| {
+        a.status
+            .as_ref()
+            .and_then(|s| crd_types::conditions::find(&s.conditions, ct::READY))
+            .is_some_and(|c| c.reason == "ScheduledBackupNotFound")
+    })
+    .await;
+    assert!(
+        events_for(&env, "orphan")
+            .await
+            .iter()
+            .any(|(t, r, _)| t == "Warning" && r == "ScheduledBackupNotFound")
+    );
+    assert!(jobs_of_action(&env, "orphan").await.is_empty());
+
     // A child name taken by a foreign object: reported, never overwritten.
     let foreign: ConfigMap = serde_json::from_value(
         json!({"metadata": {"name": "taken-backup"}, "data": {"mine": "yes"}}),
