@@ -626,11 +626,15 @@ fn cache() -> &'static Cache {
 
 /// Templates kept compiled at most; the cache is emptied when full (templates change rarely).
 const CACHE_LIMIT: usize = 512;
+/// Versions kept per (name, length) key: editing a template without changing its length lands in the same key.
+const BUCKET_LIMIT: usize = 8;
 
+/// Only the name and the source length: hashing the whole source on every render cost as much as the rest of
+/// the lookup. Entries are matched by comparing the full source, so a collision only costs a comparison.
 fn cache_key(name: &str, src: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     name.hash(&mut h);
-    src.hash(&mut h);
+    src.len().hash(&mut h);
     h.finish()
 }
 
@@ -649,7 +653,11 @@ pub(crate) fn compile(name: &str, src: &str) -> Result<Arc<Compiled>, Error> {
         if map.len() >= CACHE_LIMIT {
             map.clear();
         }
-        map.entry(key).or_default().push(compiled.clone());
+        let bucket = map.entry(key).or_default();
+        if bucket.len() >= BUCKET_LIMIT {
+            bucket.clear();
+        }
+        bucket.push(compiled.clone());
     }
     Ok(compiled)
 }
@@ -1219,8 +1227,11 @@ mod tests {
         let a = compile("cache-test", "{{ .X }}").unwrap();
         let b = compile("cache-test", "{{ .X }}").unwrap();
         assert!(Arc::ptr_eq(&a, &b));
+        // Same name and length, different source: a different template, and both stay cached.
         let c = compile("cache-test", "{{ .Y }}").unwrap();
         assert!(!Arc::ptr_eq(&a, &c));
+        assert!(Arc::ptr_eq(&a, &compile("cache-test", "{{ .X }}").unwrap()));
+        assert!(Arc::ptr_eq(&c, &compile("cache-test", "{{ .Y }}").unwrap()));
     }
 
     #[test]

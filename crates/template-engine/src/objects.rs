@@ -581,32 +581,21 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
     Ok((out, ctx.helm))
 }
 
-/// Feeds serialised JSON straight into the hasher (no intermediate buffers).
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// sha256 (hex) of the rendered children, for `status.lastAppliedSpecHash`. The CronJob's pod template is the
 /// pod template of its operation, hashed once through `pod_templates`.
 fn hash_children(d: &Desired) -> String {
-    let mut w = HashWriter(Sha256::new());
-    let _ = serde_json::to_writer(&mut w, &d.config_maps);
-    let _ = serde_json::to_writer(&mut w, &d.secrets);
-    let _ = serde_json::to_writer(&mut w, &d.pod_templates);
+    // One buffer hashed in one call: serde_json writes many tiny pieces, and passing each to the hasher cost
+    // more than the hashing itself. Writing to a Vec cannot fail.
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let _ = serde_json::to_writer(&mut buf, &d.config_maps);
+    let _ = serde_json::to_writer(&mut buf, &d.secrets);
+    let _ = serde_json::to_writer(&mut buf, &d.pod_templates);
     if let Some(cj) = &d.cron_job {
-        let _ = serde_json::to_writer(&mut w, &cj.metadata);
+        let _ = serde_json::to_writer(&mut buf, &cj.metadata);
         if let Some(spec) = &cj.spec {
             let job = spec.job_template.spec.as_ref();
             let _ = serde_json::to_writer(
-                &mut w,
+                &mut buf,
                 &(
                     &spec.schedule,
                     &spec.time_zone,
@@ -621,7 +610,18 @@ fn hash_children(d: &Desired) -> String {
             );
         }
     }
-    w.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(&buf))
+}
+
+/// Lower-case hex of bytes (without a `format!` per byte).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
 }
 
 /// Builds the executor of an action (see [`crate::action_executor`]).
