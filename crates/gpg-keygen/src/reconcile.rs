@@ -24,8 +24,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use metrics_exporter::health::Health;
 use metrics_exporter::metrics::ControllerMetrics;
@@ -118,17 +118,19 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
 
-    let controller = Controller::new(backups, watcher::Config::default());
-    let store = controller.store();
-    tokio::spawn({
-        let store = store.clone();
-        let health = config.health.clone();
-        async move {
-            if store.wait_until_ready().await.is_ok() {
+    // Readiness comes from the watch stream itself, not from `Store::wait_until_ready`: kube's applier already
+    // waits on that, and its one-shot channel wakes only the most recent of several concurrent waiters, so a second
+    // waiter here would never (or, worse, the applier would not) be woken.
+    let (store, writer) = reflector::store();
+    let health = config.health.clone();
+    let backup_events = reflector(writer, watcher(backups, watcher::Config::default()))
+        .inspect(move |event| {
+            if let Ok(watcher::Event::InitDone) = event {
                 health.set_ready(true);
             }
-        }
-    });
+        })
+        .applied_objects();
+    let controller = Controller::for_stream(backup_events, store.clone());
 
     let context = Arc::new(Context {
         recorder: Recorder::new(
