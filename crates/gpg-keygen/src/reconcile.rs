@@ -22,6 +22,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
@@ -110,13 +111,14 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     )?;
     config.registry.register(Box::new(keys_generated.clone()))?;
 
-    let (backups, secrets): (Api<ScheduledBackup>, Api<Secret>) = match &config.namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
+    let (backups, secrets): (Api<ScheduledBackup>, Api<PartialObjectMeta<Secret>>) =
+        match &config.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
 
     // Readiness comes from the watch stream itself, not from `Store::wait_until_ready`: kube's applier already
     // waits on that, and its one-shot channel wakes only the most recent of several concurrent waiters, so a second
@@ -147,11 +149,13 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     });
 
     let mapper_store = store.clone();
+    // Secrets are watched as metadata only: the mapping needs names, and key material then only ever reaches this
+    // process through the one GET of a referenced Secret (not every Secret of the cluster over the watch).
     controller
         .watches(
             secrets,
             watcher::Config::default(),
-            move |secret: Secret| backups_referencing(&mapper_store, &secret),
+            move |secret: PartialObjectMeta<Secret>| backups_referencing(&mapper_store, &secret),
         )
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(config.shutdown)
@@ -181,7 +185,7 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
 /// The ScheduledBackups (from the controller's cache) whose `gpgKeySecretRef.secretName` names this Secret.
 fn backups_referencing(
     store: &Store<ScheduledBackup>,
-    secret: &Secret,
+    secret: &PartialObjectMeta<Secret>,
 ) -> Vec<ObjectRef<ScheduledBackup>> {
     referencing(
         &store.state(),
