@@ -95,17 +95,22 @@ pub async fn run(
     let labelled_jobs = watcher::Config::default().labels(labels::SCHEDULED_BACKUP);
 
     // Each kind is watched once: the reflector feeds both the cache and the controller's trigger.
-    let (config_maps, cm_stream) = cached(api::<ConfigMap>(&client, ns), managed.clone());
-    let (secrets, secret_stream) = cached(api::<Secret>(&client, ns), managed.clone());
-    let (cron_jobs, cron_stream) = cached(api::<CronJob>(&client, ns), managed);
-    let (jobs, job_stream) = cached(api::<Job>(&client, ns), labelled_jobs);
+    // Readiness counts the caches' first complete lists (not `Store::wait_until_ready`, whose wake-up a
+    // second waiter can lose to the Controller waiting on the same store).
+    let synced = Synced::new(6, config.health.clone());
+    let (config_maps, cm_stream) = cached(api::<ConfigMap>(&client, ns), managed.clone(), &synced);
+    let (secrets, secret_stream) = cached(api::<Secret>(&client, ns), managed.clone(), &synced);
+    let (cron_jobs, cron_stream) = cached(api::<CronJob>(&client, ns), managed, &synced);
+    let (jobs, job_stream) = cached(api::<Job>(&client, ns), labelled_jobs, &synced);
     let (templates, template_stream) = cached(
         Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
         watcher::Config::default(),
+        &synced,
     );
     let (sbs, sb_stream) = cached(
         api::<ScheduledBackup>(&client, ns),
         watcher::Config::default(),
+        &synced,
     );
     // Referenced Secrets (token, vars, key) are only mapped to SBs, never cached: metadata is enough.
     let secret_meta: Api<PartialObjectMeta<Secret>> = match ns {
@@ -118,30 +123,6 @@ pub async fn run(
 
     let controller = Controller::for_stream(sb_stream, sbs.clone())
         .with_config(controller::Config::default().concurrency(config.concurrency));
-
-    let ready_stores = (
-        config_maps.clone(),
-        secrets.clone(),
-        cron_jobs.clone(),
-        jobs.clone(),
-        templates.clone(),
-        sbs.clone(),
-    );
-    let health = config.health.clone();
-    tokio::spawn(async move {
-        let (a, b, c, d, e, f) = ready_stores;
-        let synced = async {
-            a.wait_until_ready().await?;
-            b.wait_until_ready().await?;
-            c.wait_until_ready().await?;
-            d.wait_until_ready().await?;
-            e.wait_until_ready().await?;
-            f.wait_until_ready().await
-        };
-        if synced.await.is_ok() {
-            health.set_ready(true);
-        }
-    });
 
     let context = Arc::new(Context {
         client: client.clone(),
@@ -214,6 +195,7 @@ pub async fn run(
 fn cached<K>(
     api: Api<K>,
     config: watcher::Config,
+    synced: &Arc<Synced>,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -228,15 +210,48 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
+    let synced = synced.clone();
+    let mut first_list = true;
     let stream = reflector::reflector(
         writer,
         watcher(api, config).modify(|object: &mut K| {
             object.managed_fields_mut().clear();
         }),
     )
+    .inspect(move |event| {
+        if first_list && matches!(event, Ok(watcher::Event::InitDone)) {
+            first_list = false;
+            synced.one_done();
+        }
+    })
     .default_backoff()
     .touched_objects();
     (store, stream)
+}
+
+/// Counts watch caches that have completed their first list; marks the process ready when all have.
+struct Synced {
+    remaining: std::sync::atomic::AtomicUsize,
+    health: metrics_exporter::health::Health,
+}
+
+impl Synced {
+    fn new(caches: usize, health: metrics_exporter::health::Health) -> Arc<Self> {
+        Arc::new(Synced {
+            remaining: caches.into(),
+            health,
+        })
+    }
+
+    fn one_done(&self) {
+        if self
+            .remaining
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.health.set_ready(true);
+        }
+    }
 }
 
 /// True when the SB refers to the Secret `name` (token, vars or key Secret).

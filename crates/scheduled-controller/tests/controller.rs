@@ -481,3 +481,35 @@ async fn a_changed_vars_secret_is_rendered_again() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn readiness_turns_true_once_the_caches_are_synced() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup("app", json!({}))).unwrap();
+    let health = Health::default();
+    let config = scheduled_controller::Config {
+        namespace: None,
+        concurrency: 2,
+        metrics: ControllerMetrics::new("scheduled-controller", &prometheus::Registry::new()),
+        health: health.clone(),
+        instance: None,
+    };
+    assert!(!health.is_ready());
+    let client = fake.client();
+    let task = tokio::spawn(async move {
+        scheduled_controller::run(client, config, std::future::pending())
+            .await
+            .unwrap();
+    });
+    wait_ready(&fake, "app").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !health.is_ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+}
