@@ -19,6 +19,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
 
 mod builtin;
+mod digest;
 mod engine;
 mod error;
 mod gotmpl;

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::digest;
 use crate::engine::{self, as_marker, has_marker};
 use crate::error::Error;
 use crate::names::{child_name, job_name, label_value};
@@ -584,17 +585,17 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
 /// sha256 (hex) of the rendered children, for `status.lastAppliedSpecHash`. The CronJob's pod template is the
 /// pod template of its operation, hashed once through `pod_templates`.
 fn hash_children(d: &Desired) -> String {
-    // One buffer hashed in one call: serde_json writes many tiny pieces, and passing each to the hasher cost
-    // more than the hashing itself. Writing to a Vec cannot fail.
+    // One buffer hashed in one call (feeding the hasher many tiny pieces cost more than the hashing), in a
+    // compact encoding that copies the scripts verbatim instead of JSON-escaping them (see crate::digest).
     let mut buf = Vec::with_capacity(16 * 1024);
-    let _ = serde_json::to_writer(&mut buf, &d.config_maps);
-    let _ = serde_json::to_writer(&mut buf, &d.secrets);
-    let _ = serde_json::to_writer(&mut buf, &d.pod_templates);
+    digest::encode(&mut buf, &d.config_maps);
+    digest::encode(&mut buf, &d.secrets);
+    digest::encode(&mut buf, &d.pod_templates);
     if let Some(cj) = &d.cron_job {
-        let _ = serde_json::to_writer(&mut buf, &cj.metadata);
+        digest::encode(&mut buf, &cj.metadata);
         if let Some(spec) = &cj.spec {
             let job = spec.job_template.spec.as_ref();
-            let _ = serde_json::to_writer(
+            digest::encode(
                 &mut buf,
                 &(
                     &spec.schedule,

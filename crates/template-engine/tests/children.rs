@@ -487,6 +487,29 @@ fn the_hash_is_deterministic_and_follows_the_inputs() {
     assert_ne!(a.hash, c.hash);
 }
 
+#[test]
+fn the_hash_follows_pod_settings_the_schedule_and_helper_secret_values() {
+    let t = builtin("pg15").unwrap();
+    let base = render(&sb(VARS_REF, FULL_VARS), &t).unwrap().hash;
+    let image = format!("{FULL_VARS}HelmValues: {{image: 'example.org/other:1'}}\n");
+    let env = format!("{FULL_VARS}HelmValues: {{env: {{A: b}}}}\n");
+    let env2 = format!("{FULL_VARS}HelmValues: {{env: {{A: c}}}}\n");
+    let mut rescheduled = sb(VARS_REF, FULL_VARS);
+    rescheduled.spec.cron_job.schedule_every = Some("0 4 * * *".into());
+    let hashes = [
+        render(&sb(VARS_REF, &image), &t).unwrap().hash,
+        render(&rescheduled, &t).unwrap().hash,
+        render(&sb(VARS_REF, &env), &t).unwrap().hash,
+        render(&sb(VARS_REF, &env2), &t).unwrap().hash,
+    ];
+    for (i, h) in hashes.iter().enumerate() {
+        assert_ne!(h, &base, "change {i} kept the hash");
+        for other in &hashes[i + 1..] {
+            assert_ne!(h, other);
+        }
+    }
+}
+
 fn rba(yaml: &str) -> RequestedBackupAction {
     serde_saphyr::from_str(yaml).unwrap()
 }
