@@ -27,9 +27,10 @@ use crd_types::{ClusterBackupProcedureTemplate, RequestedBackupAction, Scheduled
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use metrics_exporter::cache::{Synced, cached};
 use metrics_exporter::metrics::ControllerMetrics;
 
 pub use error::Error;
@@ -95,64 +96,31 @@ pub async fn run(
     let ns = &config.namespace;
 
     // Each watched kind is watched once: the reflector feeds both the cache and the controller's trigger.
-    let (jobs, job_writer) = reflector::store();
-    let job_stream = reflector::reflector(
-        job_writer,
-        watcher(
-            api::<Job>(&client, ns),
-            watcher::Config::default().labels(labels::REQUESTED_BACKUP_ACTION),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (scheduled_backups, sb_writer) = reflector::store();
-    let sb_stream = reflector::reflector(
-        sb_writer,
-        watcher(
-            api::<ScheduledBackup>(&client, ns),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (templates, template_writer) = reflector::store();
-    let template_stream = reflector::reflector(
-        template_writer,
-        watcher(
-            Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (workflow_trigger, workflow_events) = futures::channel::mpsc::unbounded();
-
-    let controller = Controller::new(
+    let synced = Synced::new(4, config.health.clone());
+    let (jobs, job_stream) = cached(
+        api::<Job>(&client, ns),
+        watcher::Config::default().labels(labels::REQUESTED_BACKUP_ACTION),
+        &synced,
+    );
+    let (scheduled_backups, sb_stream) = cached(
+        api::<ScheduledBackup>(&client, ns),
+        watcher::Config::default(),
+        &synced,
+    );
+    let (templates, template_stream) = cached(
+        Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
+        watcher::Config::default(),
+        &synced,
+    );
+    let (actions, action_stream) = cached(
         api::<RequestedBackupAction>(&client, ns),
         watcher::Config::default(),
-    )
-    .with_config(controller::Config::default().concurrency(config.concurrency));
-    let actions = controller.store();
-
-    let ready_stores = (
-        jobs.clone(),
-        scheduled_backups.clone(),
-        templates.clone(),
-        actions.clone(),
+        &synced,
     );
-    let health = config.health.clone();
-    tokio::spawn(async move {
-        let (a, b, c, d) = ready_stores;
-        let synced = async {
-            a.wait_until_ready().await?;
-            b.wait_until_ready().await?;
-            c.wait_until_ready().await?;
-            d.wait_until_ready().await
-        };
-        if synced.await.is_ok() {
-            health.set_ready(true);
-        }
-    });
+    let (workflow_trigger, workflow_events) = futures::channel::mpsc::unbounded();
+
+    let controller = Controller::for_stream(action_stream, actions.clone())
+        .with_config(controller::Config::default().concurrency(config.concurrency));
 
     let context = Arc::new(Context {
         client: client.clone(),

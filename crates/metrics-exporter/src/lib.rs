@@ -3,6 +3,7 @@
 //! the /metrics /healthz /readyz server ([`server`]), Lease leader election ([`leader`]) and the
 //! shutdown signal ([`shutdown`]).
 
+pub mod cache;
 pub mod cli;
 pub mod exporter;
 pub mod exposition;

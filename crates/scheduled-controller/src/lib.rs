@@ -30,9 +30,10 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use metrics_exporter::cache::{Synced, cached};
 use metrics_exporter::metrics::ControllerMetrics;
 
 pub use error::Error;
@@ -188,70 +189,6 @@ pub async fn run(
         })
         .await;
     Ok(())
-}
-
-/// A watch cache of `api` and the stream of objects it saw. `managedFields` are dropped before caching: the
-/// controller never reads them, and on a real apiserver they are often the largest part of an object.
-fn cached<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    synced: &Arc<Synced>,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let synced = synced.clone();
-    let mut first_list = true;
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, config).modify(|object: &mut K| {
-            object.managed_fields_mut().clear();
-        }),
-    )
-    .inspect(move |event| {
-        if first_list && matches!(event, Ok(watcher::Event::InitDone)) {
-            first_list = false;
-            synced.one_done();
-        }
-    })
-    .default_backoff()
-    .touched_objects();
-    (store, stream)
-}
-
-/// Counts watch caches that have completed their first list; marks the process ready when all have.
-struct Synced {
-    remaining: std::sync::atomic::AtomicUsize,
-    health: metrics_exporter::health::Health,
-}
-
-impl Synced {
-    fn new(caches: usize, health: metrics_exporter::health::Health) -> Arc<Self> {
-        Arc::new(Synced {
-            remaining: caches.into(),
-            health,
-        })
-    }
-
-    fn one_done(&self) {
-        if self
-            .remaining
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
-            == 1
-        {
-            self.health.set_ready(true);
-        }
-    }
 }
 
 /// True when the SB refers to the Secret `name` (token, vars or key Secret).

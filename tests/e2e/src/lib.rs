@@ -25,6 +25,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Running {
     /// Its reconcile metrics (api writes are counted here, in both modes).
     pub metrics: ControllerMetrics,
+    /// What its `/readyz` would answer.
+    pub health: Health,
     task: JoinHandle<()>,
 }
 
@@ -114,7 +116,7 @@ impl Env {
         ControllerMetrics::new(name, &prometheus::Registry::new())
     }
 
-    fn spawn<F>(&mut self, name: &'static str, metrics: ControllerMetrics, run: F)
+    fn spawn<F>(&mut self, name: &'static str, metrics: ControllerMetrics, health: Health, run: F)
     where
         F: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
@@ -123,24 +125,33 @@ impl Env {
                 panic!("{name} stopped: {e:#}");
             }
         });
-        self.controllers.push((name, Running { metrics, task }));
+        self.controllers.push((
+            name,
+            Running {
+                metrics,
+                health,
+                task,
+            },
+        ));
     }
 
     /// Starts gpg-keygen.
     pub fn start_gpg_keygen(&mut self) {
         let metrics = self.metrics("gpg-keygen");
+        let health = Health::default();
         let config = gpg_keygen::Config {
             namespace: Some(self.namespace.clone()),
             concurrency: 4,
             metrics: metrics.clone(),
             registry: prometheus::Registry::new(),
-            health: Health::default(),
+            health: health.clone(),
             instance: Some("e2e".into()),
             shutdown: Box::pin(std::future::pending()),
         };
         self.spawn(
             "gpg-keygen",
             metrics,
+            health,
             gpg_keygen::run(self.client.clone(), config),
         );
     }
@@ -148,16 +159,18 @@ impl Env {
     /// Starts the scheduled-controller.
     pub fn start_scheduled_controller(&mut self) {
         let metrics = self.metrics("scheduled-controller");
+        let health = Health::default();
         let config = scheduled_controller::Config {
             namespace: Some(self.namespace.clone()),
             concurrency: 4,
             metrics: metrics.clone(),
-            health: Health::default(),
+            health: health.clone(),
             instance: Some("e2e".into()),
         };
         self.spawn(
             "scheduled-controller",
             metrics,
+            health,
             scheduled_controller::run(self.client.clone(), config, std::future::pending()),
         );
     }
@@ -165,32 +178,36 @@ impl Env {
     /// Starts the action-controller.
     pub fn start_action_controller(&mut self) {
         let metrics = self.metrics("action-controller");
+        let health = Health::default();
         let config = action_controller::Config {
             namespace: Some(self.namespace.clone()),
             concurrency: 4,
             metrics: metrics.clone(),
-            health: Health::default(),
+            health: health.clone(),
             instance: Some("e2e".into()),
         };
         self.spawn(
             "action-controller",
             metrics,
+            health,
             action_controller::run(self.client.clone(), config, std::future::pending()),
         );
     }
 
     /// Starts the metrics exporter, registering its collector in [`Env::registry`].
     pub fn start_metrics_exporter(&mut self) {
+        let health = Health::default();
         let config = metrics_exporter::exporter::ExporterConfig {
             namespace: Some(self.namespace.clone()),
             overdue_grace: jiff::SignedDuration::from_hours(1),
             registry: self.registry.clone(),
-            health: Health::default(),
+            health: health.clone(),
         };
         let metrics = self.metrics("metrics-exporter");
         self.spawn(
             "metrics-exporter",
             metrics,
+            health,
             metrics_exporter::exporter::run(self.client.clone(), config, std::future::pending()),
         );
     }
@@ -211,6 +228,18 @@ impl Env {
             }
             *n != name
         });
+    }
+
+    /// Waits until every running controller reports ready (its caches are synced).
+    pub async fn wait_all_ready(&self) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while let Some((name, _)) = self.controllers.iter().find(|(_, r)| !r.health.is_ready()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// API writes made by the running controllers, as they counted them (works in both modes).

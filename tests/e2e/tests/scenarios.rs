@@ -57,8 +57,11 @@ async fn ready_app(env: &Env) -> ScheduledBackup {
 async fn scheduled_backup_converges_and_then_makes_zero_writes(mut env: Env) {
     env.start_gpg_keygen();
     env.start_scheduled_controller();
+    env.start_action_controller();
+    env.start_metrics_exporter();
     let sb = ready_app(&env).await;
     let uid = sb.uid().unwrap();
+    env.wait_all_ready().await;
 
     let key: Secret = env.api().get("app1-gpg").await.unwrap();
     assert_eq!(
