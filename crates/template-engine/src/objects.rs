@@ -295,15 +295,18 @@ pub fn default_pod_security_context() -> PodSecurityContext {
 
 struct Ctx<'a> {
     sb: &'a ScheduledBackup,
-    sb_name: String,
     namespace: Option<String>,
     image: String,
     vars: Vars,
     helm: Helm,
 }
 
-fn pod_template(c: &Ctx, op: Operation) -> PodTemplateSpec {
-    let name = child_name(&c.sb_name, op);
+fn pod_template(
+    c: &Ctx,
+    op: Operation,
+    name: &str,
+    labels: BTreeMap<String, String>,
+) -> PodTemplateSpec {
     let key_ref = &c.sb.spec.gpg_key_secret_ref;
     // Backups only ever see the public key, restores the private key, straight from the user's Secret.
     let key_item = match op {
@@ -334,7 +337,7 @@ fn pod_template(c: &Ctx, op: Operation) -> PodTemplateSpec {
         Volume {
             name: "script".to_string(),
             config_map: Some(ConfigMapVolumeSource {
-                name: name.clone(),
+                name: name.to_string(),
                 default_mode: Some(0o444),
                 ..Default::default()
             }),
@@ -358,7 +361,7 @@ fn pod_template(c: &Ctx, op: Operation) -> PodTemplateSpec {
     volumes.extend(c.helm.volumes.iter().cloned());
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
-            labels: Some(child_labels(&c.sb_name, op)),
+            labels: Some(labels),
             ..Default::default()
         }),
         spec: Some(PodSpec {
@@ -391,7 +394,7 @@ fn pod_template(c: &Ctx, op: Operation) -> PodTemplateSpec {
                 env: (!env.is_empty()).then_some(env),
                 env_from: Some(vec![EnvFromSource {
                     secret_ref: Some(SecretEnvSource {
-                        name: name.clone(),
+                        name: name.to_string(),
                         optional: Some(false),
                     }),
                     ..Default::default()
@@ -441,7 +444,6 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
     let helm = parse_helm(&sb_ref, &vars)?;
     let ctx = Ctx {
         sb,
-        sb_name: sb_name.clone(),
         namespace: sb.metadata.namespace.clone(),
         image: template.image.clone(),
         vars,
@@ -507,13 +509,16 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
                 ));
             }
         }
+        // Built once per operation and cloned: every object, the jobTemplate and the pod carry the same labels.
+        let labels = child_labels(&sb_name, op);
         let meta = ObjectMeta {
             name: Some(name.clone()),
             namespace: ctx.namespace.clone(),
-            labels: Some(child_labels(&sb_name, op)),
+            labels: Some(labels.clone()),
             owner_references: owner.clone(),
             ..Default::default()
         };
+        let pod = pod_template(&ctx, op, &name, labels.clone());
         out.config_maps.push(ConfigMap {
             metadata: meta.clone(),
             data: Some(BTreeMap::from([(
@@ -534,11 +539,10 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
             ),
             ..Default::default()
         });
-        let pod = pod_template(&ctx, op);
         if sb.spec.operation == op && sb.spec.cron_job.enabled {
             let cj = &sb.spec.cron_job;
             out.cron_job = Some(CronJob {
-                metadata: meta.clone(),
+                metadata: meta,
                 spec: Some(CronJobSpec {
                     schedule: cj
                         .schedule_every
@@ -559,7 +563,7 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
                     failed_jobs_history_limit: cj.failed_jobs_history_limit,
                     job_template: JobTemplateSpec {
                         metadata: Some(ObjectMeta {
-                            labels: Some(child_labels(&sb_name, op)),
+                            labels: Some(labels),
                             ..Default::default()
                         }),
                         spec: Some(JobSpec {
