@@ -765,40 +765,43 @@ pub(crate) fn render(
     secrets: &[(String, String)],
     hint: &dyn MissingHint,
 ) -> Result<Rendered, Error> {
-    let ctx = context(&c.name, vars)?;
-    render_with_context(c, &ctx, vars, secrets, hint)
+    let ctx = context(&c.name, vars.clone())?;
+    render_with_context(c, &ctx, secrets, hint)
 }
 
-/// The Tera context of the variables (built once and shared by the renders of one ScheduledBackup).
-pub(crate) fn context(template: &str, vars: &Value) -> Result<tera::Context, Error> {
-    tera::Context::from_value(vars.clone()).map_err(|e| Error::RenderFailed {
+/// The Tera context of the variables (built once and shared by the renders of one ScheduledBackup). Takes
+/// the variables by value: copying them was a noticeable part of a render.
+pub(crate) fn context(template: &str, vars: Value) -> Result<tera::Context, Error> {
+    tera::Context::from_value(vars).map_err(|e| Error::RenderFailed {
         template: template.to_string(),
         message: format!("the variables are not a map: {e}"),
     })
 }
 
-/// Renders a compiled template with a prepared context (`vars` is the same data, for error messages).
+/// Renders a compiled template with a prepared context.
 pub(crate) fn render_with_context(
     c: &Compiled,
     ctx: &tera::Context,
-    vars: &Value,
     secrets: &[(String, String)],
     hint: &dyn MissingHint,
 ) -> Result<Rendered, Error> {
     let rooted;
-    let ctx = if c.needs_root {
-        let mut with_root = ctx.clone();
-        with_root.insert(gotmpl::ROOT_VAR, vars);
-        rooted = with_root;
+    let ctx_for_render = if c.needs_root {
+        // `$` / `.` as a whole: the variables once more under ROOT_VAR (moved in, not serialised again).
+        let vars = ctx.clone().into_json();
+        let mut with_root = vars.as_object().cloned().unwrap_or_default();
+        with_root.insert(gotmpl::ROOT_VAR.to_string(), vars);
+        rooted = context(&c.name, Value::Object(with_root))?;
         &rooted
     } else {
         ctx
     };
     let result = {
         let _scope = SecretScope::new(secrets);
-        c.tera.render(&c.name, ctx)
+        c.tera.render(&c.name, ctx_for_render)
     };
-    let text = result.map_err(|e| map_render_error(c, &e, vars, hint))?;
+    // The variables as a value only for the error message (never on the success path).
+    let text = result.map_err(|e| map_render_error(c, &e, &ctx.clone().into_json(), hint))?;
     // Replace markers printed raw (no shell_quote): the original pasted values into scripts as well.
     // Exception: a marker that is the whole content of a double-quoted word (`"{{ .Repository.token }}"`)
     // becomes `"${ENV}"`, which yields the same value for every value that pasting handled correctly (no `$`,

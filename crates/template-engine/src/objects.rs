@@ -442,7 +442,7 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
         None,
     )?;
     let helm = parse_helm(&sb_ref, &vars)?;
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         sb,
         namespace: sb.metadata.namespace.clone(),
         image: template.image.clone(),
@@ -491,12 +491,15 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
         };
         let compiled = engine::compile(&template.name, source)?;
         if tera_ctx.is_none() {
-            tera_ctx = Some(engine::context(&template.name, &ctx.vars.root)?);
+            // Moved, not copied: nothing reads the variables as a value after this point.
+            tera_ctx = Some(engine::context(
+                &template.name,
+                std::mem::take(&mut ctx.vars.root),
+            )?);
         }
         let rendered = engine::render_with_context(
             &compiled,
             tera_ctx.as_ref().expect("context was just built"),
-            &ctx.vars.root,
             &secret_values,
             &ctx.vars.sources,
         )?;
