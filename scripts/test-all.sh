@@ -10,13 +10,13 @@ if ! command -v gpg >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get 
     || echo "gnupg could not be installed: the GPG interop test will say it skipped"
 fi
 
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 echo "== cargo test --workspace"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee "$log"
 
-if [ -f scripts/helm-check.sh ]; then
-  echo "== helm chart checks"
-  bash scripts/helm-check.sh check
-fi
+echo "== helm chart checks"
+bash scripts/helm-check.sh check 2>&1 | tee -a "$log"
 
 echo "== the render command's output is valid Kubernetes YAML (kubernetes-validate --strict, 1.33)"
 bash scripts/helm-check.sh tools >/dev/null
@@ -31,5 +31,11 @@ cargo run --quiet --locked -p scheduled-controller -- render \
 for f in "$rendered"/*.yaml; do
   "$KV" --strict --quiet -k 1.33.0 "$f"
 done
-echo "render-validate: 3 passed, 0 failed"
+echo "render-validate: 3 passed, 0 failed" | tee -a "$log"
 rm -rf "$rendered"
+
+# One closing line for everything above: Rust tests, chart checks (test_chart, Lua health) and render validation.
+awk '/^test result:/ { p += $4; f += $6 }
+     /^  (test_chart|argocd-health): [0-9]+ passed/ { p += $2; f += $4 }
+     /^render-validate: / { p += $2; f += $4 }
+     END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0) }' "$log"
