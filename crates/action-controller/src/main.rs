@@ -29,21 +29,11 @@ fn main() -> ExitCode {
     }
 }
 
-#[tokio::main]
-async fn run(args: RunArgs) -> ExitCode {
-    metrics_exporter::telemetry::init(args.log_format);
-    match metrics_exporter::runtime::run_controller(action_controller::NAME, args, |client, ctx| {
+fn run(args: RunArgs) -> ExitCode {
+    metrics_exporter::runtime::main(action_controller::NAME, args, |client, ctx| {
         let (config, shutdown) = ctx.split();
         action_controller::run(client, config, shutdown)
     })
-    .await
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "action-controller stopped");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 #[cfg(test)]

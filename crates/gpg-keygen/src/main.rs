@@ -69,7 +69,7 @@ impl From<AlgorithmArg> for KeyAlgorithm {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => return run(args),
         Command::Generate {
             email,
             algorithm,
@@ -106,14 +106,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
-    metrics_exporter::telemetry::init(args.log_format);
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(metrics_exporter::runtime::run_controller(
-            gpg_keygen::CONTROLLER_NAME,
-            args,
-            |client, context| gpg_keygen::run(client, context.into()),
-        ))
+fn run(args: RunArgs) -> ExitCode {
+    metrics_exporter::runtime::main(gpg_keygen::CONTROLLER_NAME, args, |client, context| {
+        gpg_keygen::run(client, context.into())
+    })
 }

@@ -147,3 +147,25 @@ where
 async fn wait_stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
+
+/// The whole `<bin> run` of a controller binary: logging, a Tokio runtime, [`run_controller`], and the exit code
+/// (failure with the error chain logged when the controller could not start or stopped with an error).
+pub fn main<F, Fut>(name: &'static str, args: RunArgs, start: F) -> std::process::ExitCode
+where
+    F: FnOnce(kube::Client, ControllerContext) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    crate::telemetry::init(args.log_format);
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the Tokio runtime")
+        .and_then(|runtime| runtime.block_on(run_controller(name, args, start)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "{name} stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

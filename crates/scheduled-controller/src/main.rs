@@ -103,23 +103,9 @@ fn render(
         .map_err(|e| e.to_string())
 }
 
-#[tokio::main]
-async fn run(args: RunArgs) -> ExitCode {
-    metrics_exporter::telemetry::init(args.log_format);
-    match metrics_exporter::runtime::run_controller(
-        scheduled_controller::NAME,
-        args,
-        |client, ctx| {
-            let (config, shutdown) = ctx.split();
-            scheduled_controller::run(client, config, shutdown)
-        },
-    )
-    .await
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "scheduled-controller stopped");
-            ExitCode::FAILURE
-        }
-    }
+fn run(args: RunArgs) -> ExitCode {
+    metrics_exporter::runtime::main(scheduled_controller::NAME, args, |client, ctx| {
+        let (config, shutdown) = ctx.split();
+        scheduled_controller::run(client, config, shutdown)
+    })
 }
