@@ -158,6 +158,11 @@ pub fn shell_quote(s: &str) -> String {
         return "''".to_string();
     }
     let mut out = String::with_capacity(s.len() + 2);
+    // Most values hold no marker: quote them without splitting (this runs for every value of every render).
+    if !has_marker(s) {
+        push_single_quoted(&mut out, s);
+        return out;
+    }
     for (text, env) in marker_pieces(s) {
         match env {
             Some(env) => {
@@ -165,14 +170,22 @@ pub fn shell_quote(s: &str) -> String {
                 out.push_str(env);
                 out.push_str("}\"");
             }
-            None => {
-                out.push('\'');
-                out.push_str(&text.replace('\'', "'\"'\"'"));
-                out.push('\'');
-            }
+            None => push_single_quoted(&mut out, text),
         }
     }
     out
+}
+
+/// `'text'` with every `'` written as `'"'"'`, appended without intermediate strings.
+fn push_single_quoted(out: &mut String, text: &str) {
+    out.push('\'');
+    for (i, part) in text.split('\'').enumerate() {
+        if i > 0 {
+            out.push_str("'\"'\"'");
+        }
+        out.push_str(part);
+    }
+    out.push('\'');
 }
 
 /// Go's `%q` (strconv.Quote): double quotes, backslash escapes for quotes, backslashes and control characters.
@@ -453,7 +466,7 @@ fn call_go(name: &str, a: &[&Value]) -> Result<Value, String> {
         ),
         "shell_quote" => {
             need(a, 1, "shell_quote VALUE")?;
-            Value::String(shell_quote(&marked_string(a[0])))
+            Value::String(shell_quote_value(a[0]))
         }
         "indent" => {
             need(a, 2, "indent N STRING")?;
@@ -524,11 +537,11 @@ fn call_go(name: &str, a: &[&Value]) -> Result<Value, String> {
     })
 }
 
-/// The string form of a value WITHOUT revealing markers (for shell_quote, which handles them itself).
-fn marked_string(v: &Value) -> String {
+/// `shell_quote` of a value's string form WITHOUT revealing markers (shell_quote handles them itself).
+fn shell_quote_value(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
-        other => to_go_string(other),
+        Value::String(s) => shell_quote(s),
+        other => shell_quote(&to_go_string(other)),
     }
 }
 
@@ -546,7 +559,7 @@ fn width_arg(args: &FilterArgs, filter: &str) -> tera::Result<usize> {
 
 fn register_all(t: &mut tera::Tera) {
     t.register_filter("shell_quote", |v: &Value, _: &FilterArgs| {
-        Ok(Value::String(shell_quote(&marked_string(v))))
+        Ok(Value::String(shell_quote_value(v)))
     });
     t.register_filter("b64enc", |v: &Value, _: &FilterArgs| {
         Ok(Value::String(
