@@ -1028,6 +1028,16 @@ mod tests {
     }
 
     #[test]
+    fn shell_quote_escapes_every_quote_also_next_to_markers_and_at_the_ends() {
+        assert_eq!(shell_quote("''"), r#"''"'"''"'"''"#);
+        assert_eq!(
+            shell_quote(&format!("x'{}'y", marker("E"))),
+            r#"'x'"'"''"${E}"''"'"'y'"#
+        );
+        assert_eq!(shell_quote_value(&serde_json::json!(5432)), "'5432'");
+    }
+
+    #[test]
     fn shell_quote_of_a_marker_is_a_double_quoted_env_expansion() {
         assert_eq!(shell_quote(&marker("BMC_X")), "\"${BMC_X}\"");
         assert_eq!(shell_quote(&format!("a{}b", marker("E"))), "'a'\"${E}\"'b'");
