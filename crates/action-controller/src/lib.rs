@@ -57,6 +57,8 @@ pub struct Context {
     pub workflows: executor::Workflows,
     /// Metrics.
     pub metrics: ControllerMetrics,
+    /// Our last status writes, until the watch cache has them.
+    pub written: metrics_exporter::cache::LastWrite<RequestedBackupAction>,
 }
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
@@ -136,6 +138,7 @@ pub async fn run(
         templates,
         workflows: executor::Workflows::new(workflow_trigger, config.namespace.clone()),
         metrics: config.metrics.clone(),
+        written: Default::default(),
     });
 
     let sb_actions = actions.clone();

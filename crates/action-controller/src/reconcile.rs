@@ -42,9 +42,11 @@ pub fn is_terminal(rba: &RequestedBackupAction) -> bool {
 }
 
 async fn reconcile_inner(
-    rba: &RequestedBackupAction,
+    cached: &RequestedBackupAction,
     ctx: &Context,
 ) -> Result<(Action, Option<&'static str>), Error> {
+    // The watch cache may not have our last status write yet: start from the newest state we know.
+    let rba = &ctx.written.fresh(cached);
     if is_terminal(rba) || rba.meta().deletion_timestamp.is_some() {
         // A deleted action's executor goes with the garbage collector (ownerReference).
         return Ok((Action::await_change(), None));
@@ -115,13 +117,15 @@ async fn write_status(
         "kind": "RequestedBackupAction",
         "status": status,
     });
-    api.patch_status(
-        &rba.name_any(),
-        &PatchParams::apply(ACTION_CONTROLLER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::kube("writing RequestedBackupAction status"))?;
+    let written = api
+        .patch_status(
+            &rba.name_any(),
+            &PatchParams::apply(ACTION_CONTROLLER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube("writing RequestedBackupAction status"))?;
+    ctx.written.remember(&written);
     ctx.metrics
         .api_write("requestedbackupactions/status", "apply");
     for (type_, reason, note) in transition_events(&before, &status) {

@@ -90,3 +90,91 @@ mod tests {
         assert!(health.is_ready());
     }
 }
+
+/// The object a controller's last status write returned, per object, until the watch cache catches up.
+///
+/// A reconcile can start (triggered by a child's watch event) before the object's own watch event for our last
+/// status write arrived. Computing from that stale copy would write the status again — often with new condition
+/// timestamps, which is a real change and one more round trip. The write's response is the newest state we
+/// know, so it is used instead. Resource versions are compared numerically, which is what etcd-backed
+/// apiservers produce; a non-numeric version disables this for that object.
+pub struct LastWrite<K>(std::sync::Mutex<std::collections::HashMap<String, (u64, K)>>);
+
+impl<K> Default for LastWrite<K> {
+    fn default() -> Self {
+        LastWrite(Default::default())
+    }
+}
+
+fn version<K: Resource>(object: &K) -> Option<u64> {
+    object.meta().resource_version.as_deref()?.parse().ok()
+}
+
+impl<K: Resource + Clone> LastWrite<K> {
+    /// Records the object a write returned.
+    pub fn remember(&self, written: &K) {
+        if let (Some(uid), Some(rv)) = (written.meta().uid.clone(), version(written)) {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(uid, (rv, written.clone()));
+        }
+    }
+
+    /// `cached`, or the object our last write returned when that is newer; forgets entries the cache has
+    /// caught up with.
+    pub fn fresh(&self, cached: &K) -> K {
+        let (Some(uid), Some(cached_rv)) = (cached.meta().uid.as_deref(), version(cached)) else {
+            return cached.clone();
+        };
+        let mut memo = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match memo.get(uid) {
+            Some((written_rv, written)) if *written_rv > cached_rv => written.clone(),
+            Some(_) => {
+                memo.remove(uid);
+                cached.clone()
+            }
+            None => cached.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod last_write_tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    fn cm(rv: &str, value: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "a", "namespace": "n", "uid": "u1", "resourceVersion": rv},
+            "data": {"v": value}
+        }))
+        .unwrap()
+    }
+
+    fn value(cm: &ConfigMap) -> &str {
+        &cm.data.as_ref().unwrap()["v"]
+    }
+
+    #[test]
+    fn a_stale_cached_copy_is_replaced_by_what_we_wrote() {
+        let memo = LastWrite::default();
+        memo.remember(&cm("12", "written"));
+        assert_eq!(value(&memo.fresh(&cm("10", "stale"))), "written");
+    }
+
+    #[test]
+    fn a_cache_that_caught_up_wins_and_the_entry_is_forgotten() {
+        let memo = LastWrite::default();
+        memo.remember(&cm("12", "written"));
+        assert_eq!(value(&memo.fresh(&cm("13", "newer"))), "newer");
+        assert!(memo.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn non_numeric_versions_disable_the_memo() {
+        let memo = LastWrite::default();
+        memo.remember(&cm("12", "written"));
+        assert_eq!(value(&memo.fresh(&cm("abc", "cached"))), "cached");
+    }
+}

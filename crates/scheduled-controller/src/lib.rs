@@ -18,7 +18,6 @@ pub mod health;
 pub mod reconcile;
 pub mod status;
 pub mod validate;
-pub mod written;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -69,7 +68,7 @@ pub struct Context {
     /// Metrics.
     pub metrics: ControllerMetrics,
     /// Our last status writes, until the watch cache has them.
-    pub written: written::Written,
+    pub written: metrics_exporter::cache::LastWrite<ScheduledBackup>,
 }
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>

@@ -31,9 +31,11 @@ pub async fn reconcile(sb: Arc<ScheduledBackup>, ctx: Arc<Context>) -> Result<Ac
 }
 
 async fn reconcile_inner(
-    sb: &ScheduledBackup,
+    cached: &ScheduledBackup,
     ctx: &Context,
 ) -> Result<(Action, Option<&'static str>), Error> {
+    // The watch cache may not have our last status write yet: start from the newest state we know.
+    let sb = &ctx.written.fresh(cached);
     if sb.meta().deletion_timestamp.is_some() {
         // Children go with the garbage collector (ownerReferences); the key Secret is not owned and stays.
         return Ok((Action::await_change(), None));
@@ -86,9 +88,6 @@ async fn reconcile_inner(
         Outcome::Applied { .. } => None,
     };
 
-    // The watch cache may not have our last status write yet; compute from what we wrote, not from the stale copy.
-    let fresh = ctx.written.fresh(sb);
-    let sb = &fresh;
     let runs = observe_runs(ctx, sb, &namespace, &uid, applied_cron_job);
     let now = Time(jiff::Timestamp::now());
     let status = desired_status(sb, &outcome, &runs, now);
