@@ -83,7 +83,8 @@ async fn in_process(count: usize) {
     let fake = seeded_server(count);
     let baseline_rss = rss_kib("VmRSS:");
 
-    let metrics = ControllerMetrics::new("scheduled-controller", &prometheus::Registry::new());
+    let registry = prometheus::Registry::new();
+    let metrics = ControllerMetrics::new("scheduled-controller", &registry);
     let config = scheduled_controller::Config {
         namespace: None,
         concurrency: 8,
@@ -146,6 +147,23 @@ async fn in_process(count: usize) {
     println!(
         "  writes after re-reconciling all {count}: {}",
         fake.total_writes()
+    );
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap();
+    let exposition = metrics_exporter::exposition::parse(&text).unwrap();
+    let reconciles: f64 = exposition
+        .series("backup_maker_reconcile_total")
+        .map(|s| s.value)
+        .sum();
+    let seconds: f64 = exposition
+        .series("backup_maker_reconcile_duration_seconds_sum")
+        .map(|s| s.value)
+        .sum();
+    println!(
+        "  reconciles: {reconciles} ({:.1} per SB), mean reconcile {:.2} ms",
+        reconciles / count as f64,
+        1000.0 * seconds / reconciles
     );
     println!(
         "  process RSS: {} KiB after seeding, {} KiB now, peak {} KiB (includes the fake API server's store)",
