@@ -59,6 +59,8 @@ pub struct Context {
     pub metrics: ControllerMetrics,
     /// Our last status writes, until the watch cache has them.
     pub written: metrics_exporter::cache::LastWrite<RequestedBackupAction>,
+    /// Retry delays after transient failures.
+    pub backoff: metrics_exporter::cache::Backoff<RequestedBackupAction>,
 }
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
@@ -139,6 +141,7 @@ pub async fn run(
         workflows: executor::Workflows::new(workflow_trigger, config.namespace.clone()),
         metrics: config.metrics.clone(),
         written: Default::default(),
+        backoff: Default::default(),
     });
 
     let sb_actions = actions.clone();

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -30,7 +31,11 @@ pub async fn reconcile(
     rba: Arc<RequestedBackupAction>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    ctx.metrics.track(reconcile_inner(&rba, &ctx)).await
+    let result = ctx.metrics.track(reconcile_inner(&rba, &ctx)).await;
+    if result.is_ok() {
+        ctx.backoff.succeeded(&ObjectRef::from_obj(rba.as_ref()));
+    }
+    result
 }
 
 /// True once the action finished: it is never acted on again (no reads, no writes).
@@ -209,9 +214,10 @@ async fn publish(
 }
 
 /// Transient errors back off; user errors never reach here (they are reported in status).
-pub fn error_policy(_rba: Arc<RequestedBackupAction>, error: &Error, _ctx: Arc<Context>) -> Action {
-    warn!(error = %error, reason = error.reason(), "reconcile failed, retrying");
-    Action::requeue(Duration::from_secs(5))
+pub fn error_policy(rba: Arc<RequestedBackupAction>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.failed(ObjectRef::from_obj(rba.as_ref()));
+    warn!(error = %error, reason = error.reason(), retry_in = ?delay, "reconcile failed, retrying");
+    Action::requeue(delay)
 }
 
 #[cfg(test)]

@@ -178,3 +178,68 @@ mod last_write_tests {
         assert_eq!(value(&memo.fresh(&cm("abc", "cached"))), "cached");
     }
 }
+
+/// Exponential retry delays for transient failures, per object: 5 s, 10 s, 20 s … capped at 5 minutes, and
+/// back to 5 s once the object reconciles successfully. (User errors are reported in status and retried when
+/// the referenced object changes; this is only for API errors and the like.)
+pub struct Backoff<K: Resource>(
+    std::sync::Mutex<std::collections::HashMap<kube::runtime::reflector::ObjectRef<K>, u32>>,
+);
+
+impl<K: Resource> Default for Backoff<K>
+where
+    K::DynamicType: std::hash::Hash + Eq,
+{
+    fn default() -> Self {
+        Backoff(Default::default())
+    }
+}
+
+/// Shortest retry delay.
+pub const BACKOFF_MIN: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest retry delay.
+pub const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl<K: Resource> Backoff<K>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    /// Records one more consecutive failure of `object` and returns how long to wait before retrying.
+    pub fn failed(&self, object: kube::runtime::reflector::ObjectRef<K>) -> std::time::Duration {
+        let mut failures = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = failures.entry(object).or_insert(0);
+        *count = count.saturating_add(1);
+        let factor = 1u32 << (*count - 1).min(10);
+        (BACKOFF_MIN * factor).min(BACKOFF_MAX)
+    }
+
+    /// Forgets the failures of `object` after a successful reconcile.
+    pub fn succeeded(&self, object: &kube::runtime::reflector::ObjectRef<K>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(object);
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::reflector::ObjectRef;
+
+    #[test]
+    fn delays_double_up_to_the_cap_and_reset_after_success() {
+        let backoff = Backoff::<ConfigMap>::default();
+        let a = || ObjectRef::new("a").within("n");
+        let delays: Vec<u64> = (0..8).map(|_| backoff.failed(a()).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(
+            backoff.failed(ObjectRef::new("b").within("n")).as_secs(),
+            5,
+            "per object"
+        );
+        backoff.succeeded(&a());
+        assert_eq!(backoff.failed(a()).as_secs(), 5);
+    }
+}

@@ -69,6 +69,8 @@ pub struct Context {
     pub metrics: ControllerMetrics,
     /// Our last status writes, until the watch cache has them.
     pub written: metrics_exporter::cache::LastWrite<ScheduledBackup>,
+    /// Retry delays after transient failures.
+    pub backoff: metrics_exporter::cache::Backoff<ScheduledBackup>,
 }
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
@@ -142,6 +144,7 @@ pub async fn run(
         },
         metrics: config.metrics.clone(),
         written: Default::default(),
+        backoff: Default::default(),
     });
 
     let template_sbs = sbs.clone();

@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -27,7 +28,11 @@ pub const RESYNC: Duration = Duration::from_secs(10 * 60);
 /// Reconciles one ScheduledBackup.
 #[tracing::instrument(skip_all, fields(namespace = sb.namespace().unwrap_or_default(), name = sb.name_any()))]
 pub async fn reconcile(sb: Arc<ScheduledBackup>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.metrics.track(reconcile_inner(&sb, &ctx)).await
+    let result = ctx.metrics.track(reconcile_inner(&sb, &ctx)).await;
+    if result.is_ok() {
+        ctx.backoff.succeeded(&ObjectRef::from_obj(sb.as_ref()));
+    }
+    result
 }
 
 async fn reconcile_inner(
@@ -351,7 +356,8 @@ async fn publish_status_events(
 }
 
 /// Transient errors back off; user errors never reach here (they are reported in status).
-pub fn error_policy(_sb: Arc<ScheduledBackup>, error: &Error, _ctx: Arc<Context>) -> Action {
-    warn!(error = %error, reason = error.reason(), "reconcile failed, retrying");
-    Action::requeue(Duration::from_secs(15))
+pub fn error_policy(sb: Arc<ScheduledBackup>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.failed(ObjectRef::from_obj(sb.as_ref()));
+    warn!(error = %error, reason = error.reason(), retry_in = ?delay, "reconcile failed, retrying");
+    Action::requeue(delay)
 }
