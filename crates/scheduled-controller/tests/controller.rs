@@ -513,3 +513,31 @@ async fn readiness_turns_true_once_the_caches_are_synced() {
     }
     task.abort();
 }
+
+#[tokio::test]
+async fn the_controller_stops_gracefully_when_shutdown_fires() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup("app", json!({}))).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = scheduled_controller::Config {
+        namespace: None,
+        concurrency: 2,
+        metrics: ControllerMetrics::new("scheduled-controller", &prometheus::Registry::new()),
+        health: Health::default(),
+        instance: None,
+    };
+    let run = tokio::spawn(scheduled_controller::run(
+        fake.client(),
+        config,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    wait_ready(&fake, "app").await;
+    stop.send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("run returns after shutdown");
+    result.unwrap().unwrap();
+}
