@@ -29,8 +29,8 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, controller, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
-use metrics_exporter::cache::{Synced, cached};
+use kube::{Api, Client, ResourceExt};
+use metrics_exporter::cache::{Synced, cached, scoped_api};
 use metrics_exporter::metrics::ControllerMetrics;
 
 pub use error::Error;
@@ -63,16 +63,6 @@ pub struct Context {
     pub backoff: metrics_exporter::cache::Backoff<RequestedBackupAction>,
 }
 
-fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 /// Actions in `namespace` waiting to run from the ScheduledBackup `sb_name` (finished ones are never woken).
 fn waiting_on(
     actions: &Store<RequestedBackupAction>,
@@ -102,12 +92,12 @@ pub async fn run(
     // Each watched kind is watched once: the reflector feeds both the cache and the controller's trigger.
     let synced = Synced::new(4, config.health.clone());
     let (jobs, job_stream) = cached(
-        api::<Job>(&client, ns),
+        scoped_api::<Job>(&client, ns.as_deref()),
         watcher::Config::default().labels(labels::REQUESTED_BACKUP_ACTION),
         &synced,
     );
     let (scheduled_backups, sb_stream) = cached(
-        api::<ScheduledBackup>(&client, ns),
+        scoped_api::<ScheduledBackup>(&client, ns.as_deref()),
         watcher::Config::default(),
         &synced,
     );
@@ -117,7 +107,7 @@ pub async fn run(
         &synced,
     );
     let (actions, action_stream) = cached(
-        api::<RequestedBackupAction>(&client, ns),
+        scoped_api::<RequestedBackupAction>(&client, ns.as_deref()),
         watcher::Config::default(),
         &synced,
     );

@@ -243,3 +243,15 @@ mod backoff_tests {
         assert_eq!(backoff.failed(a()).as_secs(), 5);
     }
 }
+
+/// An API for a namespaced kind: one namespace when `--namespace` is set, else the whole cluster.
+pub fn scoped_api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}

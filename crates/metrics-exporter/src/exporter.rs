@@ -501,17 +501,6 @@ pub struct ExporterConfig {
     pub health: crate::health::Health,
 }
 
-fn api<K>(client: &kube::Client, namespace: Option<&str>) -> kube::Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => kube::Api::namespaced(client.clone(), ns),
-        None => kube::Api::all(client.clone()),
-    }
-}
-
 fn spawn_reflector<K>(
     api: kube::Api<K>,
     config: kube::runtime::watcher::Config,
@@ -559,10 +548,16 @@ pub async fn run(
     let all = kube::runtime::watcher::Config::default();
     // Only Jobs and CronJobs our controllers made: keeps memory bounded in busy clusters.
     let ours = all.clone().labels(labels::SCHEDULED_BACKUP);
-    let (scheduled_backups, t1) = spawn_reflector(api::<ScheduledBackup>(&client, ns), all.clone());
-    let (actions, t2) = spawn_reflector(api::<RequestedBackupAction>(&client, ns), all);
-    let (jobs, t3) = spawn_reflector(api::<Job>(&client, ns), ours.clone());
-    let (cron_jobs, t4) = spawn_reflector(api::<CronJob>(&client, ns), ours);
+    let (scheduled_backups, t1) = spawn_reflector(
+        crate::cache::scoped_api::<ScheduledBackup>(&client, ns),
+        all.clone(),
+    );
+    let (actions, t2) = spawn_reflector(
+        crate::cache::scoped_api::<RequestedBackupAction>(&client, ns),
+        all,
+    );
+    let (jobs, t3) = spawn_reflector(crate::cache::scoped_api::<Job>(&client, ns), ours.clone());
+    let (cron_jobs, t4) = spawn_reflector(crate::cache::scoped_api::<CronJob>(&client, ns), ours);
     let tasks = [t1, t2, t3, t4];
     let stores = Stores {
         scheduled_backups,

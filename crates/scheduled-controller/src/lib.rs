@@ -31,8 +31,8 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
-use metrics_exporter::cache::{Synced, cached};
+use kube::{Api, Client, ResourceExt};
+use metrics_exporter::cache::{Synced, cached, scoped_api};
 use metrics_exporter::metrics::ControllerMetrics;
 
 pub use error::Error;
@@ -73,16 +73,6 @@ pub struct Context {
     pub backoff: metrics_exporter::cache::Backoff<ScheduledBackup>,
 }
 
-fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
@@ -100,17 +90,33 @@ pub async fn run(
     // Readiness counts the caches' first complete lists (not `Store::wait_until_ready`, whose wake-up a
     // second waiter can lose to the Controller waiting on the same store).
     let synced = Synced::new(6, config.health.clone());
-    let (config_maps, cm_stream) = cached(api::<ConfigMap>(&client, ns), managed.clone(), &synced);
-    let (secrets, secret_stream) = cached(api::<Secret>(&client, ns), managed.clone(), &synced);
-    let (cron_jobs, cron_stream) = cached(api::<CronJob>(&client, ns), managed, &synced);
-    let (jobs, job_stream) = cached(api::<Job>(&client, ns), labelled_jobs, &synced);
+    let (config_maps, cm_stream) = cached(
+        scoped_api::<ConfigMap>(&client, ns.as_deref()),
+        managed.clone(),
+        &synced,
+    );
+    let (secrets, secret_stream) = cached(
+        scoped_api::<Secret>(&client, ns.as_deref()),
+        managed.clone(),
+        &synced,
+    );
+    let (cron_jobs, cron_stream) = cached(
+        scoped_api::<CronJob>(&client, ns.as_deref()),
+        managed,
+        &synced,
+    );
+    let (jobs, job_stream) = cached(
+        scoped_api::<Job>(&client, ns.as_deref()),
+        labelled_jobs,
+        &synced,
+    );
     let (templates, template_stream) = cached(
         Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
         watcher::Config::default(),
         &synced,
     );
     let (sbs, sb_stream) = cached(
-        api::<ScheduledBackup>(&client, ns),
+        scoped_api::<ScheduledBackup>(&client, ns.as_deref()),
         watcher::Config::default(),
         &synced,
     );
