@@ -76,6 +76,20 @@ where
     let client = kube::Client::try_default().await.context(
         "cannot build a Kubernetes client from KUBECONFIG or the in-cluster service account",
     )?;
+    run_controller_with(client, name, args, start).await
+}
+
+/// [`run_controller`] with a given client (tests pass one for the in-process API server).
+pub async fn run_controller_with<F, Fut>(
+    client: kube::Client,
+    name: &'static str,
+    args: RunArgs,
+    start: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(kube::Client, ControllerContext) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let registry = Registry::new();
     let metrics = ControllerMetrics::new(name, &registry);
     let health = Health::default();
