@@ -86,7 +86,7 @@ pub enum Error {
 /// Reason of an executor that vanished before it finished.
 pub const EXECUTOR_DELETED: &str = "ExecutorDeleted";
 
-impl metrics_exporter::metrics::ErrorReason for Error {
+impl controller_runtime::metrics::ErrorReason for Error {
     fn reason(&self) -> &'static str {
         Error::reason(self)
     }

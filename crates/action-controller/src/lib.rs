@@ -22,6 +22,8 @@ pub mod status;
 use std::future::Future;
 use std::sync::Arc;
 
+use controller_runtime::cache::{Synced, cached, scoped_api};
+use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::labels;
 use crd_types::{ClusterBackupProcedureTemplate, RequestedBackupAction, ScheduledBackup};
 use futures::StreamExt;
@@ -30,8 +32,6 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, controller, watcher};
 use kube::{Api, Client, ResourceExt};
-use metrics_exporter::cache::{Synced, cached, scoped_api};
-use metrics_exporter::metrics::ControllerMetrics;
 
 pub use error::Error;
 
@@ -39,7 +39,7 @@ pub use error::Error;
 pub const NAME: &str = "action-controller";
 
 /// How the controller runs (shared by every controller binary).
-pub use metrics_exporter::runtime::ControllerConfig as Config;
+pub use controller_runtime::runtime::ControllerConfig as Config;
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -58,9 +58,9 @@ pub struct Context {
     /// Metrics.
     pub metrics: ControllerMetrics,
     /// Our last status writes, until the watch cache has them.
-    pub written: metrics_exporter::cache::LastWrite<RequestedBackupAction>,
+    pub written: controller_runtime::cache::LastWrite<RequestedBackupAction>,
     /// Retry delays after transient failures.
-    pub backoff: metrics_exporter::cache::Backoff<RequestedBackupAction>,
+    pub backoff: controller_runtime::cache::Backoff<RequestedBackupAction>,
 }
 
 /// Actions in `namespace` waiting to run from the ScheduledBackup `sb_name` (finished ones are never woken).

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use metrics_exporter::cli::RunArgs;
+use controller_runtime::cli::RunArgs;
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    metrics_exporter::runtime::main(action_controller::NAME, args, |client, ctx| {
+    controller_runtime::runtime::main(action_controller::NAME, args, |client, ctx| {
         let (config, shutdown) = ctx.split();
         action_controller::run(client, config, shutdown)
     })

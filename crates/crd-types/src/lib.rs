@@ -15,6 +15,7 @@ pub mod conditions;
 pub mod constants;
 pub mod procedure_template;
 pub mod requested_backup_action;
+pub mod schedule;
 pub mod scheduled_backup;
 
 pub use common::{ChildReference, JobHealthStatus, Operation};

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use controller_runtime::cli::RunArgs;
 use crd_types::{GpgKeySecretRef, KeyAlgorithm};
-use metrics_exporter::cli::RunArgs;
 
 #[derive(Parser)]
 #[command(
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    metrics_exporter::runtime::main(gpg_keygen::CONTROLLER_NAME, args, |client, context| {
+    controller_runtime::runtime::main(gpg_keygen::CONTROLLER_NAME, args, |client, context| {
         gpg_keygen::run(client, context.into())
     })
 }

@@ -16,6 +16,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use controller_runtime::health::Health;
+use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::{condition_types, field_managers, reasons};
 use crd_types::{GpgKeySecretRef, KeyAlgorithm, ScheduledBackup, conditions};
 use futures::StreamExt;
@@ -28,8 +30,6 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use metrics_exporter::health::Health;
-use metrics_exporter::metrics::ControllerMetrics;
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde_json::json;
 use tracing::Instrument;
@@ -75,8 +75,8 @@ pub struct Config {
     pub shutdown: Shutdown,
 }
 
-impl From<metrics_exporter::runtime::ControllerContext> for Config {
-    fn from(c: metrics_exporter::runtime::ControllerContext) -> Self {
+impl From<controller_runtime::runtime::ControllerContext> for Config {
+    fn from(c: controller_runtime::runtime::ControllerContext) -> Self {
         Config {
             namespace: c.namespace,
             concurrency: c.concurrency,

@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use controller_runtime::health::Health;
+use controller_runtime::metrics::ControllerMetrics;
 use crd_types::{GpgKeySecretRef, KeyAlgorithm};
 use fake_apiserver::{FakeApiServer, ResponseBody, Verb};
 use gpg_keygen::secret::{self, Assessment};
 use gpg_keygen::{Config, keys};
 use http::{Request, Response};
 use k8s_openapi::api::core::v1::Secret;
-use metrics_exporter::health::Health;
-use metrics_exporter::metrics::ControllerMetrics;
 use prometheus::Registry;
 use serde_json::{Value, json};
 

@@ -6,8 +6,8 @@
 //! computed values (next run, overdue) are always relative to the scrape time. The exporter only
 //! lists and watches: it makes no API writes at all.
 
-use crate::schedule::{self, Schedule};
 use crd_types::constants::{condition_types, labels};
+use crd_types::schedule::{self, Schedule};
 use crd_types::{ActionPhase, RequestedBackupAction, ScheduledBackup};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -498,7 +498,7 @@ pub struct ExporterConfig {
     /// The registry served on /metrics; [`run`] registers its collector here.
     pub registry: prometheus::Registry,
     /// Readiness: set once every store has its initial list.
-    pub health: crate::health::Health,
+    pub health: controller_runtime::health::Health,
 }
 
 fn spawn_reflector<K>(
@@ -549,15 +549,21 @@ pub async fn run(
     // Only Jobs and CronJobs our controllers made: keeps memory bounded in busy clusters.
     let ours = all.clone().labels(labels::SCHEDULED_BACKUP);
     let (scheduled_backups, t1) = spawn_reflector(
-        crate::cache::scoped_api::<ScheduledBackup>(&client, ns),
+        controller_runtime::cache::scoped_api::<ScheduledBackup>(&client, ns),
         all.clone(),
     );
     let (actions, t2) = spawn_reflector(
-        crate::cache::scoped_api::<RequestedBackupAction>(&client, ns),
+        controller_runtime::cache::scoped_api::<RequestedBackupAction>(&client, ns),
         all,
     );
-    let (jobs, t3) = spawn_reflector(crate::cache::scoped_api::<Job>(&client, ns), ours.clone());
-    let (cron_jobs, t4) = spawn_reflector(crate::cache::scoped_api::<CronJob>(&client, ns), ours);
+    let (jobs, t3) = spawn_reflector(
+        controller_runtime::cache::scoped_api::<Job>(&client, ns),
+        ours.clone(),
+    );
+    let (cron_jobs, t4) = spawn_reflector(
+        controller_runtime::cache::scoped_api::<CronJob>(&client, ns),
+        ours,
+    );
     let tasks = [t1, t2, t3, t4];
     let stores = Stores {
         scheduled_backups,
@@ -599,7 +605,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{Exposition, parse};
+    use controller_runtime::exposition::{Exposition, parse};
     use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher::Event;
     use serde_json::json;

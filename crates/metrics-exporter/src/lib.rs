@@ -1,17 +1,5 @@
-//! Backup-health Prometheus exporter, and the shared runtime every controller binary uses:
-//! flags ([`cli`]), logging ([`telemetry`]), reconcile metrics ([`metrics`]), readiness ([`health`]),
-//! the /metrics /healthz /readyz server ([`server`]), Lease leader election ([`leader`]) and the
-//! shutdown signal ([`shutdown`]).
+//! The backup-health Prometheus exporter: last success/failure, overdue and next run per ScheduledBackup, action
+//! totals, computed at scrape time from watch caches ([`exporter`]). Its plumbing (flags, server, readiness) is
+//! the shared `controller-runtime`.
 
-pub mod cache;
-pub mod cli;
 pub mod exporter;
-pub mod exposition;
-pub mod health;
-pub mod leader;
-pub mod metrics;
-pub mod runtime;
-pub mod schedule;
-pub mod server;
-pub mod shutdown;
-pub mod telemetry;

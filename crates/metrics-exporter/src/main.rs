@@ -5,10 +5,10 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use controller_runtime::cli::RunArgs;
+use controller_runtime::{health::Health, server, shutdown, telemetry};
 use jiff::SignedDuration;
-use metrics_exporter::cli::RunArgs;
 use metrics_exporter::exporter::{self, ExporterConfig};
-use metrics_exporter::{health::Health, server, shutdown, telemetry};
 
 /// Backup-health Prometheus exporter for ScheduledBackups and RequestedBackupActions.
 #[derive(Parser, Debug)]

@@ -3,10 +3,10 @@
 //! families plus the exporter's collector (K8up shipped rules that could never fire; this guards
 //! against that class of bug without promtool).
 
+use controller_runtime::metrics::ControllerMetrics;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher::Event;
 use metrics_exporter::exporter::{BackupCollector, FAMILIES, Stores};
-use metrics_exporter::metrics::ControllerMetrics;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -73,7 +73,7 @@ fn known_metrics() -> BTreeSet<String> {
     let text = prometheus::TextEncoder::new()
         .encode_to_string(&registry.gather())
         .unwrap();
-    let e = metrics_exporter::exposition::parse(&text).unwrap();
+    let e = controller_runtime::exposition::parse(&text).unwrap();
     let mut names = e.family_names();
     names.extend(e.samples.iter().map(|s| s.name.clone()));
     for f in FAMILIES {

@@ -3,13 +3,13 @@
 //! never writes to the API.
 
 use axum::body::Body;
+use controller_runtime::exposition::{Exposition, parse};
+use controller_runtime::health::Health;
+use controller_runtime::server::router;
 use fake_apiserver::FakeApiServer;
 use http_body_util::BodyExt;
 use jiff::{SignedDuration, Timestamp};
 use metrics_exporter::exporter::{self, ExporterConfig};
-use metrics_exporter::exposition::{Exposition, parse};
-use metrics_exporter::health::Health;
-use metrics_exporter::server::router;
 use serde_json::{Value, json};
 use std::time::Duration;
 use tower::ServiceExt;

@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
+use controller_runtime::health::Health;
+use controller_runtime::metrics::ControllerMetrics;
 use fake_apiserver::FakeApiServer;
-use metrics_exporter::health::Health;
-use metrics_exporter::metrics::ControllerMetrics;
 use serde_json::json;
 
 fn rss_kib(field: &str) -> u64 {
@@ -151,7 +151,7 @@ async fn in_process(count: usize) {
     let text = prometheus::TextEncoder::new()
         .encode_to_string(&registry.gather())
         .unwrap();
-    let exposition = metrics_exporter::exposition::parse(&text).unwrap();
+    let exposition = controller_runtime::exposition::parse(&text).unwrap();
     let reconciles: f64 = exposition
         .series("backup_maker_reconcile_total")
         .map(|s| s.value)

@@ -52,7 +52,7 @@ pub enum Error {
     },
 }
 
-impl metrics_exporter::metrics::ErrorReason for Error {
+impl controller_runtime::metrics::ErrorReason for Error {
     fn reason(&self) -> &'static str {
         Error::reason(self)
     }

@@ -22,6 +22,8 @@ pub mod validate;
 use std::future::Future;
 use std::sync::Arc;
 
+use controller_runtime::cache::{Synced, cached, scoped_api};
+use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
 use crd_types::{ClusterBackupProcedureTemplate, ScheduledBackup};
 use futures::StreamExt;
@@ -32,8 +34,6 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, Client, ResourceExt};
-use metrics_exporter::cache::{Synced, cached, scoped_api};
-use metrics_exporter::metrics::ControllerMetrics;
 
 pub use error::Error;
 
@@ -41,7 +41,7 @@ pub use error::Error;
 pub const NAME: &str = "scheduled-controller";
 
 /// How the controller runs (shared by every controller binary).
-pub use metrics_exporter::runtime::ControllerConfig as Config;
+pub use controller_runtime::runtime::ControllerConfig as Config;
 
 /// Watch caches the reconcile reads instead of the API.
 pub struct Stores {
@@ -68,9 +68,9 @@ pub struct Context {
     /// Metrics.
     pub metrics: ControllerMetrics,
     /// Our last status writes, until the watch cache has them.
-    pub written: metrics_exporter::cache::LastWrite<ScheduledBackup>,
+    pub written: controller_runtime::cache::LastWrite<ScheduledBackup>,
     /// Retry delays after transient failures.
-    pub backoff: metrics_exporter::cache::Backoff<ScheduledBackup>,
+    pub backoff: controller_runtime::cache::Backoff<ScheduledBackup>,
 }
 
 /// Runs the controller until `shutdown` resolves.

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use controller_runtime::cli::RunArgs;
 use crd_types::{Operation, RequestedBackupAction};
-use metrics_exporter::cli::RunArgs;
 
 #[derive(Parser)]
 #[command(
@@ -104,7 +104,7 @@ fn render(
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    metrics_exporter::runtime::main(scheduled_controller::NAME, args, |client, ctx| {
+    controller_runtime::runtime::main(scheduled_controller::NAME, args, |client, ctx| {
         let (config, shutdown) = ctx.split();
         scheduled_controller::run(client, config, shutdown)
     })

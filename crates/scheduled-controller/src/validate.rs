@@ -12,7 +12,7 @@ pub fn validate(sb: &ScheduledBackup) -> Result<(), Error> {
         return Ok(());
     }
     let expression = cron.schedule_every.as_deref().unwrap_or_default();
-    metrics_exporter::schedule::parse_kubernetes_cron(expression, cron.time_zone.as_deref())
+    crd_types::schedule::parse_kubernetes_cron(expression, cron.time_zone.as_deref())
         .map(|_| ())
         .map_err(|e| {
             Error::InvalidSchedule(format!("spec.cronJob.scheduleEvery {expression:?}: {e}"))

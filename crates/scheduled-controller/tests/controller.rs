@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use controller_runtime::health::Health;
+use controller_runtime::metrics::ControllerMetrics;
 use fake_apiserver::{FakeApiServer, Verb};
-use metrics_exporter::health::Health;
-use metrics_exporter::metrics::ControllerMetrics;
 use serde_json::{Value, json};
 
 const NS: &str = "team-a";

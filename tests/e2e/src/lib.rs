@@ -6,14 +6,14 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use controller_runtime::health::Health;
+use controller_runtime::metrics::ControllerMetrics;
 use fake_apiserver::FakeApiServer;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use kube::{Api, Client, Resource};
-use metrics_exporter::health::Health;
-use metrics_exporter::metrics::ControllerMetrics;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::task::JoinHandle;

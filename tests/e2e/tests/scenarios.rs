@@ -220,7 +220,7 @@ async fn cronjob_runs_are_reported_in_status_events_and_metrics(mut env: Env) {
         let text = prometheus::TextEncoder::new()
             .encode_to_string(&env.registry.gather())
             .unwrap();
-        let exposition = metrics_exporter::exposition::parse(&text).unwrap();
+        let exposition = controller_runtime::exposition::parse(&text).unwrap();
         let labels = [("scheduledbackup", "app1"), ("operation", "backup")];
         let success = exposition.value("backup_maker_last_success_timestamp_seconds", &labels);
         let failure = exposition.value("backup_maker_last_failure_timestamp_seconds", &labels);

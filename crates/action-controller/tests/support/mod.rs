@@ -11,11 +11,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use action_controller::{Config, NAME, run};
+use controller_runtime::health::Health;
+use controller_runtime::metrics::ControllerMetrics;
 use fake_apiserver::{FakeApiServer, ResourceInfo, ResponseBody};
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use metrics_exporter::health::Health;
-use metrics_exporter::metrics::ControllerMetrics;
 use serde_json::{Value, json};
 
 /// Namespace of every fixture.

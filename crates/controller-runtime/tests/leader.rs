@@ -1,7 +1,7 @@
 //! Lease leader election against the fake API server (real resourceVersion conflicts).
 
+use controller_runtime::leader::{LeaderElection, LeaseTiming};
 use fake_apiserver::FakeApiServer;
-use metrics_exporter::leader::{LeaderElection, LeaseTiming};
 use std::time::Duration;
 
 fn fast() -> LeaseTiming {

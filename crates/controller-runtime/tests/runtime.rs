@@ -1,9 +1,9 @@
 //! The shared start-up path of every controller binary, against the in-process API server.
 
 use clap::Parser;
+use controller_runtime::cli::RunArgs;
+use controller_runtime::runtime::run_controller_with;
 use fake_apiserver::FakeApiServer;
-use metrics_exporter::cli::RunArgs;
-use metrics_exporter::runtime::run_controller_with;
 
 #[derive(Parser)]
 struct Args {
