@@ -10,6 +10,9 @@ if ! command -v gpg >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get 
     || echo "gnupg could not be installed: the GPG interop test will say it skipped"
 fi
 
+# promtool and prometheus (Debian package): the real-Prometheus e2e test needs them before cargo test.
+bash scripts/prometheus-check.sh install
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 echo "== cargo test --workspace"
@@ -17,6 +20,9 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 
 echo "== helm chart checks"
 bash scripts/helm-check.sh check 2>&1 | tee -a "$log"
+
+echo "== Prometheus alert rules (promtool check rules, promtool test rules, mutants)"
+bash scripts/prometheus-check.sh check 2>&1 | tee -a "$log"
 
 echo "== the render command's output is valid Kubernetes YAML (kubernetes-validate --strict, 1.33)"
 bash scripts/helm-check.sh tools >/dev/null
@@ -34,8 +40,10 @@ done
 echo "render-validate: 3 passed, 0 failed" | tee -a "$log"
 rm -rf "$rendered"
 
-# One closing line for everything above: Rust tests, chart checks (test_chart, Lua health) and render validation.
+# One closing line for everything above: Rust tests, chart checks (test_chart, Lua health), alert rules and render
+# validation.
 awk '/^test result:/ { p += $4; f += $6 }
      /^  (test_chart|argocd-health): [0-9]+ passed/ { p += $2; f += $4 }
      /^render-validate: / { p += $2; f += $4 }
+     /^prometheus-rules: [0-9]+ passed/ { p += $2; f += $4 }
      END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0) }' "$log"
