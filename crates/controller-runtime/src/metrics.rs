@@ -160,6 +160,16 @@ impl ControllerMetrics {
         }
     }
 
+    /// Creates `backup_maker_reconcile_errors_total{reason}` at 0 for every reason the controller's error enum
+    /// can report (its `REASONS`), so the family is scraped from start-up: dashboards show 0 instead of "no
+    /// data", and `increase()` sees the first error of a reason instead of treating it as a new series. A
+    /// controller's `run` calls this once before it starts reconciling.
+    pub fn register_reasons(&self, reasons: &[&str]) {
+        for reason in reasons {
+            self.inner.reconcile_errors.with_label_values(&[reason]);
+        }
+    }
+
     /// The controller label value.
     pub fn controller(&self) -> &'static str {
         self.inner.controller
@@ -286,6 +296,55 @@ mod tests {
             ),
             Some(0.0)
         );
+    }
+
+    #[test]
+    fn every_reconcile_family_is_scraped_at_zero_from_start_up_with_the_registered_reasons() {
+        let r = Registry::new();
+        let m = ControllerMetrics::new("scheduled-controller", &r);
+        m.register_reasons(&["TemplateNotFound", "KubeApiError"]);
+        let e = scrape(&r);
+        let c = ("controller", "scheduled-controller");
+        for result in ["success", "error"] {
+            assert_eq!(
+                e.value(RECONCILE_TOTAL, &[c, ("result", result)]),
+                Some(0.0)
+            );
+        }
+        for reason in ["TemplateNotFound", "KubeApiError"] {
+            assert_eq!(
+                e.value(RECONCILE_ERRORS_TOTAL, &[c, ("reason", reason)]),
+                Some(0.0),
+                "{reason}"
+            );
+        }
+        assert_eq!(
+            e.value("backup_maker_reconcile_duration_seconds_count", &[c]),
+            Some(0.0)
+        );
+        assert_eq!(
+            e.value(
+                "backup_maker_reconcile_duration_seconds_bucket",
+                &[c, ("le", "+Inf")]
+            ),
+            Some(0.0)
+        );
+        assert_eq!(e.value(LEADER, &[c]), Some(0.0));
+        // A registered reason counts like any other; registering twice does not reset it.
+        m.reconcile_failed("KubeApiError");
+        m.register_reasons(&["KubeApiError"]);
+        assert_eq!(
+            scrape(&r).value(RECONCILE_ERRORS_TOTAL, &[c, ("reason", "KubeApiError")]),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn without_registered_reasons_the_error_family_is_absent_until_the_first_error() {
+        // What register_reasons is for: a labelled family has no series before its first label value.
+        let r = Registry::new();
+        let _m = ControllerMetrics::new("gpg-keygen", &r);
+        assert_eq!(scrape(&r).type_of(RECONCILE_ERRORS_TOTAL), None);
     }
 
     #[test]
