@@ -247,8 +247,15 @@ async fn deleting_an_owner_garbage_collects_dependents_recursively() {
         .unwrap();
 
     api.delete("owner", &DeleteParams::default()).await.unwrap();
-    assert!(server.get("configmaps", "ns", "child").is_none());
-    assert!(server.get("secrets", "ns", "grandchild").is_none());
+    // The garbage collector runs shortly after, as on a cluster: the child is still there.
+    assert!(server.get("configmaps", "ns", "child").is_some());
+    server
+        .wait_for(Duration::from_secs(5), |s| {
+            s.get("configmaps", "ns", "child").is_none()
+                && s.get("secrets", "ns", "grandchild").is_none()
+        })
+        .await
+        .unwrap();
     assert!(server.get("configmaps", "ns", "unrelated").is_some());
 }
 
@@ -265,8 +272,17 @@ async fn orphan_propagation_keeps_dependents() {
         {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}]}}))
         .unwrap();
     api.create(&PostParams::default(), &child).await.unwrap();
-    api.delete("owner", &DeleteParams::orphan()).await.unwrap();
-    assert!(server.get("configmaps", "ns", "child").is_some());
+    let marked = api.delete("owner", &DeleteParams::orphan()).await.unwrap();
+    let marked = marked.left().expect("the owner is returned, marked for deletion");
+    assert_eq!(marked.metadata.finalizers, Some(vec!["orphan".to_owned()]));
+    server
+        .wait_for(Duration::from_secs(5), |s| {
+            s.get("configmaps", "ns", "owner").is_none()
+        })
+        .await
+        .unwrap();
+    let child = server.get("configmaps", "ns", "child").expect("child kept");
+    assert!(child["metadata"].get("ownerReferences").is_none(), "{child}");
 }
 
 #[tokio::test]
