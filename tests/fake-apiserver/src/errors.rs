@@ -168,6 +168,12 @@ pub enum FakeError {
     /// `wait_for` ran out of time.
     #[error("condition not met within {0:?}")]
     Timeout(std::time::Duration),
+    /// RBAC manifests given to `Rbac::from_manifests` could not be parsed.
+    #[error("invalid RBAC manifests: {0}")]
+    InvalidRbac(String),
+    /// Serving over HTTP failed (binding, re-binding after an outage, building a client).
+    #[error("serving the fake apiserver over HTTP failed: {0}")]
+    Serve(String),
 }
 
 impl FakeError {
@@ -180,6 +186,8 @@ impl FakeError {
             Self::InvalidCrd(_) => "InvalidCrd",
             Self::Rejected(_) => "Rejected",
             Self::Timeout(_) => "Timeout",
+            Self::InvalidRbac(_) => "InvalidRbac",
+            Self::Serve(_) => "Serve",
         }
     }
 }

@@ -22,8 +22,12 @@
 //! `errors` (metav1 Status bodies and [`FakeError`]).
 
 mod apply;
+mod auth;
 mod defaults;
 mod errors;
+#[path = "http.rs"]
+mod http_server;
+mod outage;
 mod patch;
 mod registry;
 mod routes;
@@ -42,7 +46,10 @@ use std::time::Duration;
 use http::{Request, Response};
 use serde_json::Value;
 
+pub use auth::{ADMIN_USER, AuditRecord, Rbac, service_account_token, service_account_user};
 pub use errors::FakeError;
+pub use http_server::HttpHandle;
+pub use outage::{OutageMode, RouteRequest, RouteRuleId};
 pub use registry::ResourceInfo;
 pub use routes::ResponseBody;
 pub use store::{Verb, WriteRecord};
@@ -59,6 +66,7 @@ pub struct FakeApiServerBuilder {
     registry: Registry,
     schemas: HashMap<(String, String), Value>,
     log_capacity: usize,
+    access: auth::Access,
 }
 
 impl FakeApiServerBuilder {
@@ -107,6 +115,8 @@ impl FakeApiServerBuilder {
                 self.schemas,
                 self.log_capacity,
             ))),
+            access: Arc::new(self.access),
+            route_rules: Arc::default(),
         }
     }
 }
@@ -115,6 +125,8 @@ impl FakeApiServerBuilder {
 #[derive(Clone)]
 pub struct FakeApiServer {
     store: Arc<Mutex<Store>>,
+    access: Arc<auth::Access>,
+    route_rules: Arc<outage::RouteRules>,
 }
 
 impl std::fmt::Debug for FakeApiServer {
@@ -170,6 +182,7 @@ impl FakeApiServer {
             registry,
             schemas: HashMap::new(),
             log_capacity: DEFAULT_EVENT_LOG_CAPACITY,
+            access: auth::Access::default(),
         }
     }
 
@@ -329,6 +342,7 @@ impl FakeApiServer {
         let mut store = self.lock();
         store.writes.clear();
         store.write_log.clear();
+        self.access.reset();
     }
 
     /// Events (core `v1` and `events.k8s.io/v1`) about the object called `name`: those whose
@@ -408,11 +422,11 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let store = self.store.clone();
+        let access = self.access.clone();
+        let route_rules = self.route_rules.clone();
         Box::pin(async move {
-            Ok(match routes::Incoming::read(req).await {
-                Ok(incoming) => routes::handle(&store, incoming),
-                Err(e) => routes::error_response(&e),
-            })
+            route_rules.hold(&outage::RouteRequest::of(&req)).await;
+            Ok(access.handle(&store, req).await)
         })
     }
 }
