@@ -80,6 +80,18 @@ pub enum Error {
     InvalidInput(String),
 }
 
+/// Every value [`Error::reason`] returns, so controllers can create their errors-by-reason series at 0 from
+/// start-up (`ControllerMetrics::register_reasons`).
+pub const REASONS: &[&str] = &[
+    reasons::INVALID_VARS,
+    reasons::RENDER_FAILED,
+    reasons::NO_SCRIPT_FOR_OPERATION,
+    reasons::SECRET_NOT_FOUND,
+    reasons::TEMPLATE_NOT_FOUND,
+    reasons::INVALID_TEMPLATE_KIND,
+    reasons::INVALID_SPEC,
+];
+
 impl Error {
     /// Stable CamelCase label for conditions, events and metrics.
     pub fn reason(&self) -> &'static str {
@@ -100,5 +112,69 @@ impl Error {
     /// all depend only on the inputs, so controllers should wait for a change of the SB, template or Secrets.
     pub fn is_retryable(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Index of the variant; exhaustive, so a new variant does not compile until it is listed here (and then
+    /// `every_variant_reason_is_in_reasons` fails until it has a sample).
+    fn variant(e: &Error) -> usize {
+        match e {
+            Error::InvalidVars(_) => 0,
+            Error::MissingVariable { .. } => 1,
+            Error::TemplateSyntax { .. } => 2,
+            Error::RenderFailed { .. } => 3,
+            Error::NoScriptForOperation { .. } => 4,
+            Error::SecretNotFound(_) => 5,
+            Error::TemplateNotFound(_) => 6,
+            Error::InvalidTemplateKind(_) => 7,
+            Error::InvalidInput(_) => 8,
+        }
+    }
+
+    #[test]
+    fn every_variant_reason_is_in_reasons() {
+        let t = || "pg15".to_owned();
+        let samples = [
+            Error::InvalidVars("x".into()),
+            Error::MissingVariable {
+                template: t(),
+                line: 1,
+                column: 1,
+                expression: ".Params.x".into(),
+                reason: "r".into(),
+                fix: "f".into(),
+            },
+            Error::TemplateSyntax {
+                template: t(),
+                line: 1,
+                column: 1,
+                message: "m".into(),
+            },
+            Error::RenderFailed {
+                template: t(),
+                message: "m".into(),
+            },
+            Error::NoScriptForOperation {
+                template: t(),
+                operation: "restore".into(),
+            },
+            Error::SecretNotFound("x".into()),
+            Error::TemplateNotFound("x".into()),
+            Error::InvalidTemplateKind("x".into()),
+            Error::InvalidInput("x".into()),
+        ];
+        let covered: std::collections::BTreeSet<usize> = samples.iter().map(variant).collect();
+        assert_eq!(covered.len(), 9, "one sample per variant");
+        for e in &samples {
+            assert!(
+                REASONS.contains(&e.reason()),
+                "{} is not in REASONS",
+                e.reason()
+            );
+        }
     }
 }

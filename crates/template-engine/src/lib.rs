@@ -30,7 +30,7 @@ pub mod vars;
 
 pub use builtin::{GENERIC_IMAGE, builtin, builtin_names};
 pub use engine::{Syntax, TERA_MARKER, detect_syntax, go_indent, go_quote, shell_quote};
-pub use error::Error;
+pub use error::{Error, REASONS};
 pub use names::{MAX_CRONJOB_NAME, MAX_LABEL_VALUE, child_name, job_name, label_value};
 pub use objects::{
     CONTAINER_NAME, DEFAULT_BACKOFF_LIMIT, GPG_KEY_FILE, HELM_VALUES_KEYS, LEGACY_HELM_VALUES_KEYS,
