@@ -69,6 +69,21 @@ pub enum Error {
         /// The executor name.
         name: String,
     },
+    /// The API server refused the executor (a 4xx other than 409/429) because of a value from the action or its
+    /// ScheduledBackup. Terminal: the action's spec is immutable, so sending the same object again cannot help.
+    #[error(
+        "the API server refused {kind} {namespace}/{name}: {detail}. Fix the RequestedBackupAction field or the ScheduledBackup setting that sets this value, then create a new RequestedBackupAction"
+    )]
+    ExecutorRejected {
+        /// `Job` or `Workflow`.
+        kind: String,
+        /// Namespace.
+        namespace: String,
+        /// The executor name.
+        name: String,
+        /// The API server's message (it names the field).
+        detail: String,
+    },
     /// The action has no namespace or uid (never the case for objects from the apiserver).
     #[error("RequestedBackupAction is missing {0}")]
     MissingObjectKey(&'static str),
@@ -104,6 +119,7 @@ impl Error {
             Error::ExecutorNotInstalled => reasons::EXECUTOR_NOT_INSTALLED,
             Error::NameCollision { .. } => reasons::NAME_COLLISION,
             Error::ExecutorDeleted { .. } => EXECUTOR_DELETED,
+            Error::ExecutorRejected { .. } => reasons::REJECTED_BY_API_SERVER,
             Error::MissingObjectKey(_) => "InvalidObject",
             Error::Kube { .. } => "KubeApiError",
         }
@@ -120,7 +136,10 @@ impl Error {
 
     /// The action can never run: it becomes `Failed` and is not looked at again.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Error::InvalidSpec(_) | Error::ExecutorDeleted { .. })
+        matches!(
+            self,
+            Error::InvalidSpec(_) | Error::ExecutorDeleted { .. } | Error::ExecutorRejected { .. }
+        )
     }
 
     /// When to look again without a watch event. The ScheduledBackup and the executor are watched, so waiting for
@@ -128,7 +147,9 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::ScheduledBackupNotFound { .. } | Error::WaitingForScheduledBackup { .. } => None,
-            Error::InvalidSpec(_) | Error::ExecutorDeleted { .. } => None,
+            Error::InvalidSpec(_)
+            | Error::ExecutorDeleted { .. }
+            | Error::ExecutorRejected { .. } => None,
             Error::ExecutorNotInstalled => Some(crate::executor::DISCOVERY_TTL),
             _ => Some(Duration::from_secs(60)),
         }
@@ -137,6 +158,28 @@ impl Error {
     pub(crate) fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
         let action = action.into();
         move |source| Error::Kube { action, source }
+    }
+
+    /// A failed create of executor `kind namespace/name`: terminal when the API server refused what we sent
+    /// ([`controller_runtime::api::refusal`]), otherwise transient.
+    pub(crate) fn create(
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> impl FnOnce(kube::Error) -> Error {
+        let (kind, namespace, name) = (kind.to_string(), namespace.to_string(), name.to_string());
+        move |source| match controller_runtime::api::refusal(&source) {
+            Some(detail) => Error::ExecutorRejected {
+                kind,
+                namespace,
+                name,
+                detail,
+            },
+            None => Error::Kube {
+                action: format!("creating {kind} {name}"),
+                source,
+            },
+        }
     }
 }
 

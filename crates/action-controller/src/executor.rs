@@ -305,7 +305,7 @@ pub async fn ensure(
                         created: false,
                     })
                 }
-                Err(e) => Err(Error::kube(format!("creating Job {name}"))(e)),
+                Err(e) => Err(Error::create("Job", namespace, &name)(e)),
             }
         }
         KindType::Workflow => {
@@ -364,7 +364,7 @@ pub async fn ensure(
                         created: false,
                     })
                 }
-                Err(e) => Err(Error::kube(format!("creating Workflow {name}"))(e)),
+                Err(e) => Err(Error::create("Workflow", namespace, &name)(e)),
             }
         }
     }

@@ -28,7 +28,6 @@ use crd_types::constants::labels;
 use crd_types::{ClusterBackupProcedureTemplate, RequestedBackupAction, ScheduledBackup};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, controller, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -45,8 +44,8 @@ pub use controller_runtime::runtime::ControllerConfig as Config;
 pub struct Context {
     /// API client.
     pub client: Client,
-    /// Event recorder (reporter `action-controller`).
-    pub recorder: Recorder,
+    /// Event publisher (reporter `action-controller`).
+    pub events: controller_runtime::events::Publisher,
     /// Jobs labelled with an action.
     pub jobs: Store<Job>,
     /// ScheduledBackups (their Ready condition gates actions).
@@ -118,12 +117,11 @@ pub async fn run(
 
     let context = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(
+        events: controller_runtime::events::Publisher::new(
             client.clone(),
-            Reporter {
-                controller: NAME.into(),
-                instance: config.instance.clone(),
-            },
+            NAME,
+            config.instance.clone(),
+            config.metrics.clone(),
         ),
         jobs,
         scheduled_backups: scheduled_backups.clone(),

@@ -8,7 +8,7 @@ use crd_types::{ActionPhase, KindType, RequestedBackupAction, RequestedBackupAct
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -200,17 +200,9 @@ async fn publish(
     note: String,
 ) {
     let reason = reason.into();
-    let event = Event {
-        type_,
-        reason: reason.clone(),
-        note: Some(note),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    match ctx.recorder.publish(&event, &rba.object_ref(&())).await {
-        Ok(()) => ctx.metrics.api_write("events", "create"),
-        Err(e) => warn!(error = %e, reason, "could not publish event"),
-    }
+    ctx.events
+        .publish(rba, type_, &reason, "Reconcile", note)
+        .await;
 }
 
 /// Transient errors back off; user errors never reach here (they are reported in status).

@@ -4,8 +4,10 @@
 //! last-write memory and per-object backoff ([`cache`]), the start-up path ([`runtime`]) and a parser of the
 //! Prometheus text format for tests ([`exposition`]).
 
+pub mod api;
 pub mod cache;
 pub mod cli;
+pub mod events;
 pub mod exposition;
 pub mod health;
 pub mod leader;

@@ -111,6 +111,8 @@ pub mod reasons {
     pub const INVALID_SCHEDULE: &str = "InvalidSchedule";
     /// A child's name is taken by an object this resource does not own.
     pub const NAME_COLLISION: &str = "NameCollision";
+    /// The API server refused an object we wrote because of a value taken from the user's input.
+    pub const REJECTED_BY_API_SERVER: &str = "RejectedByAPIServer";
     /// Children were applied.
     pub const APPLIED: &str = "Applied";
     /// Applying a child failed.

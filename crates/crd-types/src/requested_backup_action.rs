@@ -39,6 +39,7 @@ pub struct RequestedBackupActionSpec {
     pub kind_type: KindType,
     /// Passed to the Job: delete it this many seconds after it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub ttl_seconds_after_finished: Option<i32>,
 }
 

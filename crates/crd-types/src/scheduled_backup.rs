@@ -106,10 +106,12 @@ pub struct CronJobSpec {
 
     /// Finished successful Jobs to keep (Kubernetes default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub successful_jobs_history_limit: Option<i32>,
 
     /// Finished failed Jobs to keep (Kubernetes default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub failed_jobs_history_limit: Option<i32>,
 }
 

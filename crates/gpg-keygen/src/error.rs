@@ -93,6 +93,21 @@ pub enum Error {
     },
 }
 
+/// Every value [`Error::reason`] returns, for `ControllerMetrics::register_reasons`: the errors-by-reason
+/// series exist at 0 from start-up.
+pub const REASONS: &[&str] = &[
+    "MissingNamespace",
+    "SecretReadFailed",
+    "SecretCreateFailed",
+    "SecretVanished",
+    "KeyGenerationFailed",
+    "KeyGenerationAborted",
+    "StatusApplyFailed",
+    reasons::KEY_SECRET_NOT_FOUND,
+    reasons::KEY_SECRET_INCOMPLETE,
+    reasons::KEY_SECRET_INVALID,
+];
+
 impl Error {
     /// Stable CamelCase label for metrics, Events and logs.
     pub fn reason(&self) -> &'static str {
@@ -119,5 +134,82 @@ impl Error {
                 | Error::KeySecretIncomplete { .. }
                 | Error::KeySecretInvalid { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Index of the variant; exhaustive, so a new variant does not compile until it is listed here (and then
+    /// `every_variant_reason_is_in_reasons` fails until it has a sample).
+    fn variant(e: &Error) -> usize {
+        match e {
+            Error::MissingNamespace { .. } => 0,
+            Error::ReadSecret { .. } => 1,
+            Error::CreateSecret { .. } => 2,
+            Error::SecretVanished { .. } => 3,
+            Error::Generate(_) => 4,
+            Error::GenerationAborted { .. } => 5,
+            Error::ApplyStatus { .. } => 6,
+            Error::KeySecretNotFound { .. } => 7,
+            Error::KeySecretIncomplete { .. } => 8,
+            Error::KeySecretInvalid { .. } => 9,
+        }
+    }
+
+    #[test]
+    fn every_variant_reason_is_in_reasons() {
+        let (namespace, name) = (|| "a".to_owned(), || "k".to_owned());
+        let api = || kube::Error::LinesCodecMaxLineLengthExceeded;
+        let samples = [
+            Error::MissingNamespace { name: name() },
+            Error::ReadSecret {
+                namespace: namespace(),
+                name: name(),
+                source: api(),
+            },
+            Error::CreateSecret {
+                namespace: namespace(),
+                name: name(),
+                source: api(),
+            },
+            Error::SecretVanished {
+                namespace: namespace(),
+                name: name(),
+            },
+            Error::Generate(KeyError::Generation {
+                algorithm: "ed25519",
+                detail: "d".into(),
+            }),
+            Error::GenerationAborted {
+                namespace: namespace(),
+                name: name(),
+                detail: "d".into(),
+            },
+            Error::ApplyStatus {
+                namespace: namespace(),
+                name: name(),
+                source: api(),
+            },
+            Error::KeySecretNotFound {
+                message: "m".into(),
+            },
+            Error::KeySecretIncomplete {
+                message: "m".into(),
+            },
+            Error::KeySecretInvalid {
+                message: "m".into(),
+            },
+        ];
+        let covered: std::collections::BTreeSet<usize> = samples.iter().map(variant).collect();
+        assert_eq!(covered.len(), 10, "one sample per variant");
+        for e in &samples {
+            assert!(
+                REASONS.contains(&e.reason()),
+                "{} is not in REASONS",
+                e.reason()
+            );
+        }
     }
 }

@@ -26,7 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -94,7 +94,7 @@ struct Context {
     client: Client,
     metrics: ControllerMetrics,
     keys_generated: IntCounterVec,
-    recorder: Recorder,
+    events: controller_runtime::events::Publisher,
     /// Consecutive transient failures per object, for the backoff.
     failures: Mutex<HashMap<ObjectRef<ScheduledBackup>, u32>>,
 }
@@ -135,12 +135,11 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     let controller = Controller::for_stream(backup_events, store.clone());
 
     let context = Arc::new(Context {
-        recorder: Recorder::new(
+        events: controller_runtime::events::Publisher::new(
             client.clone(),
-            Reporter {
-                controller: CONTROLLER_NAME.to_string(),
-                instance: config.instance.clone(),
-            },
+            CONTROLLER_NAME,
+            config.instance.clone(),
+            config.metrics.clone(),
         ),
         client,
         metrics: config.metrics.clone(),
@@ -541,30 +540,9 @@ async fn publish(
     reason: &str,
     note: String,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        // The events API limits the note to 1 kB.
-        note: Some(truncate(note, 1024)),
-        action: "ReconcileKeySecret".to_string(),
-        secondary: None,
-    };
-    ctx.metrics.api_write("events", "create");
-    if let Err(error) = ctx.recorder.publish(&event, &sb.object_ref(&())).await {
-        tracing::warn!(reason, "cannot publish Event: {error}");
-    }
-}
-
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max - 3;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push_str("...");
-    }
-    s
+    ctx.events
+        .publish(sb, type_, reason, "ReconcileKeySecret", note)
+        .await;
 }
 
 fn error_policy(sb: Arc<ScheduledBackup>, error: &Error, ctx: Arc<Context>) -> Action {

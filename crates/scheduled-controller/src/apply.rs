@@ -96,7 +96,7 @@ where
                 &Patch::Apply(object),
             )
             .await
-            .map_err(Error::kube(format!("applying {kind} {name}")))?;
+            .map_err(Error::write(&kind, namespace, &name))?;
         current.push(result);
         ctx.metrics.api_write(&plural, "apply");
         changes.applied.push(format!("{kind}/{name}"));

@@ -38,6 +38,21 @@ pub enum Error {
         /// Its name.
         name: String,
     },
+    /// The API server refused a child (a 4xx other than 409/429): a value that came from the ScheduledBackup, its
+    /// template or vars is not valid for that Kubernetes object. Retrying cannot help; a change of input will.
+    #[error(
+        "the API server refused {kind} {namespace}/{name}: {detail}. Fix the ScheduledBackup field, template or variable that sets this value; the ScheduledBackup is retried when it, its template or its Secrets change"
+    )]
+    ChildRejected {
+        /// Kind of the child.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The API server's message (it names the field).
+        detail: String,
+    },
     /// The ScheduledBackup has no namespace or uid (never the case for objects from the apiserver).
     #[error("ScheduledBackup is missing {0}")]
     MissingObjectKey(&'static str),
@@ -69,6 +84,7 @@ impl Error {
             Error::InvalidSchedule(_) => reasons::INVALID_SCHEDULE,
             Error::Render(e) => e.reason(),
             Error::NameCollision { .. } => reasons::NAME_COLLISION,
+            Error::ChildRejected { .. } => reasons::REJECTED_BY_API_SERVER,
             Error::MissingObjectKey(_) => "InvalidObject",
             Error::Kube { .. } => "KubeApiError",
         }
@@ -84,7 +100,7 @@ impl Error {
             | Error::InvalidSchedule(_) => Some(Step::Dependencies),
             Error::WaitingForKeySecret(_) => Some(Step::KeySecret),
             Error::Render(_) => Some(Step::Render),
-            Error::NameCollision { .. } => Some(Step::Apply),
+            Error::NameCollision { .. } | Error::ChildRejected { .. } => Some(Step::Apply),
             Error::MissingObjectKey(_) | Error::Kube { .. } => None,
         }
     }
@@ -92,5 +108,27 @@ impl Error {
     pub(crate) fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
         let action = action.into();
         move |source| Error::Kube { action, source }
+    }
+
+    /// A failed write of child `kind namespace/name`: the user's input when the API server refused what we sent
+    /// ([`controller_runtime::api::refusal`]), otherwise transient.
+    pub(crate) fn write(
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> impl FnOnce(kube::Error) -> Error {
+        let (kind, namespace, name) = (kind.to_string(), namespace.to_string(), name.to_string());
+        move |source| match controller_runtime::api::refusal(&source) {
+            Some(detail) => Error::ChildRejected {
+                kind,
+                namespace,
+                name,
+                detail,
+            },
+            None => Error::Kube {
+                action: format!("applying {kind} {name}"),
+                source,
+            },
+        }
     }
 }

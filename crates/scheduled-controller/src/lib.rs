@@ -30,7 +30,6 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -61,8 +60,8 @@ pub struct Stores {
 pub struct Context {
     /// API client.
     pub client: Client,
-    /// Event recorder (reporter `scheduled-controller`).
-    pub recorder: Recorder,
+    /// Event publisher (reporter `scheduled-controller`).
+    pub events: controller_runtime::events::Publisher,
     /// Watch caches.
     pub stores: Stores,
     /// Metrics.
@@ -134,12 +133,11 @@ pub async fn run(
 
     let context = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(
+        events: controller_runtime::events::Publisher::new(
             client.clone(),
-            Reporter {
-                controller: NAME.into(),
-                instance: config.instance.clone(),
-            },
+            NAME,
+            config.instance.clone(),
+            config.metrics.clone(),
         ),
         stores: Stores {
             config_maps,

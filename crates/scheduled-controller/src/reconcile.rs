@@ -9,7 +9,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -259,17 +259,7 @@ async fn publish(
     action: &str,
     note: String,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    match ctx.recorder.publish(&event, &sb.object_ref(&())).await {
-        Ok(()) => ctx.metrics.api_write("events", "create"),
-        Err(e) => warn!(error = %e, "could not publish event"),
-    }
+    ctx.events.publish(sb, type_, reason, action, note).await;
 }
 
 async fn publish_changes(ctx: &Context, sb: &ScheduledBackup, changes: &Changes) {

@@ -127,7 +127,11 @@ fn parse_helm(sb_ref: &str, v: &Vars) -> Result<Helm, Error> {
             "env" => parse_env(sb_ref, val, v, &mut h)?,
             "image" => h.image = Some(typed(sb_ref, key, val)?),
             "imagePullPolicy" => h.image_pull_policy = Some(typed(sb_ref, key, val)?),
-            "resources" => h.resources = Some(typed(sb_ref, key, val)?),
+            "resources" => {
+                let resources: ResourceRequirements = typed(sb_ref, key, val)?;
+                check_quantities(sb_ref, &resources)?;
+                h.resources = Some(resources);
+            }
             "nodeSelector" => h.node_selector = Some(typed(sb_ref, key, val)?),
             "tolerations" => h.tolerations = Some(typed(sb_ref, key, val)?),
             "affinity" => h.affinity = Some(typed(sb_ref, key, val)?),
@@ -150,6 +154,51 @@ fn parse_helm(sb_ref: &str, v: &Vars) -> Result<Helm, Error> {
         }
     }
     Ok(h)
+}
+
+/// The API server refuses a quantity outside its grammar (seen on a real cluster as a 500 on apply, which would
+/// otherwise leave the SB retrying forever): check `requests`/`limits` here and name the field.
+fn check_quantities(sb_ref: &str, resources: &ResourceRequirements) -> Result<(), Error> {
+    let groups = [
+        ("limits", &resources.limits),
+        ("requests", &resources.requests),
+    ];
+    for (group, quantities) in groups {
+        for (name, quantity) in quantities.iter().flatten() {
+            if !is_quantity(&quantity.0) {
+                return Err(Error::InvalidVars(format!(
+                    "spec.vars HelmValues.resources.{group}.{name} of ScheduledBackup {sb_ref} is {:?}, which is not a Kubernetes quantity: use a number with an optional unit such as 500m, 256Mi or 2Gi",
+                    quantity.0
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Kubernetes' quantity grammar: an unsigned decimal number, then nothing, a binary (`Ki`..`Ei`) or decimal
+/// (`n u m k M G T P E`) suffix, or a decimal exponent (`e3`, `E-2`). Negative values are refused for resources.
+pub(crate) fn is_quantity(s: &str) -> bool {
+    let s = s.strip_prefix('+').unwrap_or(s);
+    let number_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(number_end);
+    let digits = number.chars().filter(char::is_ascii_digit).count();
+    if digits == 0 || number.matches('.').count() > 1 {
+        return false;
+    }
+    const SUFFIXES: &[&str] = &[
+        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E",
+    ];
+    if SUFFIXES.contains(&suffix) {
+        return true;
+    }
+    let Some(exponent) = suffix.strip_prefix(['e', 'E']) else {
+        return false;
+    };
+    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    !exponent.is_empty() && exponent.chars().all(|c| c.is_ascii_digit())
 }
 
 fn contains_marker(v: &Value) -> bool {
@@ -775,3 +824,20 @@ pub(crate) fn action_executor(
 pub const TOKEN_ENV_NAME: &str = TOKEN_ENV;
 /// Where the GPG key file is in the pod.
 pub const GPG_KEY_FILE: &str = GPG_KEY_PATH;
+
+#[cfg(test)]
+mod tests {
+    use super::is_quantity;
+
+    #[test]
+    fn kubernetes_quantities_are_accepted_and_anything_else_refused() {
+        for ok in [
+            "1", "0.5", ".5", "500m", "256Mi", "2Gi", "1e3", "1E-2", "+1", "100k", "5Ei",
+        ] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["lots", "", "-1", "1.2.3", "1GB", "Mi", "1e", "1 Gi", "1ki"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+}

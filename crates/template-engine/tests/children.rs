@@ -473,6 +473,35 @@ fn unknown_helm_values_keys_are_errors_and_legacy_keys_are_warnings() {
 }
 
 #[test]
+fn a_resource_quantity_the_api_server_would_refuse_names_the_field() {
+    let e = render(
+        &sb(
+            VARS_REF,
+            &format!("{FULL_VARS}HelmValues: {{resources: {{limits: {{memory: lots}}}}}}\n"),
+        ),
+        &builtin("pg15").unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(e.reason(), "InvalidVars");
+    assert!(
+        e.to_string().contains("HelmValues.resources.limits.memory")
+            && e.to_string().contains("\"lots\"")
+            && e.to_string().contains("256Mi"),
+        "{e}"
+    );
+    let d = render(
+        &sb(
+            VARS_REF,
+            &format!(
+                "{FULL_VARS}HelmValues: {{resources: {{limits: {{memory: 1Gi, cpu: 500m}}, requests: {{cpu: \"0.25\", memory: 1e9}}}}}}\n"
+            ),
+        ),
+        &builtin("pg15").unwrap(),
+    );
+    assert!(d.is_ok(), "{:?}", d.err());
+}
+
+#[test]
 fn the_hash_is_deterministic_and_follows_the_inputs() {
     let t = builtin("pg15").unwrap();
     let a = render(&sb(VARS_REF, FULL_VARS), &t).unwrap();
