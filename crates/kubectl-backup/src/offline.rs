@@ -113,15 +113,29 @@ mod tests {
     }
 
     #[test]
-    fn render_without_files_renders_the_bundled_example_with_secrets_redacted() {
-        let text = render_text(&RenderArgs::default());
-        assert!(text.contains("kind: CronJob"), "{text}");
-        assert!(text.contains("UkVEQUNURUQ="), "base64 of REDACTED: {text}");
+    fn render_redacts_secret_values_unless_show_secrets() {
+        // The example with a helper-Secret value (HelmValues.env), read from a file as `-f` does.
+        let example = template_engine::EXAMPLE.replace(
+            "    HelmValues:\n",
+            "    HelmValues:\n      env: {MY_SETTING: visible-value}\n",
+        );
+        let path =
+            std::env::temp_dir().join(format!("kubectl-backup-render-{}.yaml", std::process::id()));
+        std::fs::write(&path, example).unwrap();
+        let args = RenderArgs {
+            files: vec![path.clone()],
+            ..Default::default()
+        };
+        let hidden = render_text(&args);
         let shown = render_text(&RenderArgs {
             show_secrets: true,
-            ..Default::default()
+            ..args
         });
-        assert!(!shown.contains("UkVEQUNURUQ="));
+        std::fs::remove_file(path).unwrap();
+        let visible = "dmlzaWJsZS12YWx1ZQ=="; // base64("visible-value")
+        assert!(hidden.contains("kind: CronJob"), "{hidden}");
+        assert!(!hidden.contains(visible), "{hidden}");
+        assert!(shown.contains(visible), "{shown}");
     }
 
     #[test]
