@@ -101,6 +101,30 @@ pub enum Error {
 /// Reason of an executor that vanished before it finished.
 pub const EXECUTOR_DELETED: &str = "ExecutorDeleted";
 
+/// Every value [`Error::reason`] returns (the scheduled-controller's and the template engine's included), for
+/// `ControllerMetrics::register_reasons`: the errors-by-reason series exist at 0 from start-up.
+pub const REASONS: &[&str] = &[
+    reasons::INVALID_SPEC,
+    reasons::SCHEDULED_BACKUP_NOT_FOUND,
+    reasons::WAITING_FOR_SCHEDULED_BACKUP,
+    reasons::EXECUTOR_NOT_INSTALLED,
+    reasons::NAME_COLLISION,
+    EXECUTOR_DELETED,
+    reasons::REJECTED_BY_API_SERVER,
+    "InvalidObject",
+    "KubeApiError",
+    // Dependency errors (scheduled-controller).
+    reasons::INVALID_TEMPLATE_KIND,
+    reasons::TEMPLATE_NOT_FOUND,
+    reasons::SECRET_NOT_FOUND,
+    reasons::WAITING_FOR_KEY_SECRET,
+    reasons::INVALID_SCHEDULE,
+    // Render errors (template engine).
+    reasons::INVALID_VARS,
+    reasons::RENDER_FAILED,
+    reasons::NO_SCRIPT_FOR_OPERATION,
+];
+
 impl controller_runtime::metrics::ErrorReason for Error {
     fn reason(&self) -> &'static str {
         Error::reason(self)
@@ -227,6 +251,81 @@ mod tests {
             None,
             "the ScheduledBackup watch wakes the action up"
         );
+    }
+
+    /// Index of the variant; exhaustive, so a new variant does not compile until it is listed here (and then
+    /// `every_variant_reason_is_in_reasons` fails until it has a sample).
+    fn variant(e: &Error) -> usize {
+        match e {
+            Error::InvalidSpec(_) => 0,
+            Error::ScheduledBackupNotFound { .. } => 1,
+            Error::WaitingForScheduledBackup { .. } => 2,
+            Error::Dependency(_) => 3,
+            Error::Render(_) => 4,
+            Error::ExecutorNotInstalled => 5,
+            Error::NameCollision { .. } => 6,
+            Error::ExecutorDeleted { .. } => 7,
+            Error::ExecutorRejected { .. } => 8,
+            Error::MissingObjectKey(_) => 9,
+            Error::Kube { .. } => 10,
+        }
+    }
+
+    #[test]
+    fn every_variant_reason_is_in_reasons() {
+        let (ns, name) = (|| "a".to_owned(), || "x".to_owned());
+        let samples = [
+            Error::InvalidSpec("x".into()),
+            Error::ScheduledBackupNotFound {
+                namespace: ns(),
+                name: name(),
+            },
+            Error::WaitingForScheduledBackup {
+                namespace: ns(),
+                name: name(),
+                detail: "d".into(),
+            },
+            Error::Dependency(scheduled_controller::Error::TemplateNotFound("x".into())),
+            Error::Render(template_engine::Error::InvalidVars("x".into())),
+            Error::ExecutorNotInstalled,
+            Error::NameCollision {
+                kind: "Job".into(),
+                namespace: ns(),
+                name: name(),
+            },
+            Error::ExecutorDeleted {
+                kind: "Job".into(),
+                namespace: ns(),
+                name: name(),
+            },
+            Error::ExecutorRejected {
+                kind: "Job".into(),
+                namespace: ns(),
+                name: name(),
+                detail: "d".into(),
+            },
+            Error::MissingObjectKey("uid"),
+            Error::Kube {
+                action: "creating Job".into(),
+                source: kube::Error::LinesCodecMaxLineLengthExceeded,
+            },
+        ];
+        let covered: std::collections::BTreeSet<usize> = samples.iter().map(variant).collect();
+        assert_eq!(covered.len(), 11, "one sample per variant");
+        for e in &samples {
+            assert!(
+                REASONS.contains(&e.reason()),
+                "{} is not in REASONS",
+                e.reason()
+            );
+        }
+        // Dependency and Render errors report the scheduled-controller's and the template engine's reasons.
+        for r in scheduled_controller::error::REASONS
+            .iter()
+            .chain(template_engine::REASONS)
+        {
+            assert!(REASONS.contains(r), "{r} is not in REASONS");
+        }
     }
 
     #[test]
