@@ -73,6 +73,24 @@ impl controller_runtime::metrics::ErrorReason for Error {
     }
 }
 
+/// Every value [`Error::reason`] returns (the template engine's included), for
+/// `ControllerMetrics::register_reasons`: the errors-by-reason series exist at 0 from start-up.
+pub const REASONS: &[&str] = &[
+    reasons::INVALID_TEMPLATE_KIND,
+    reasons::TEMPLATE_NOT_FOUND,
+    reasons::SECRET_NOT_FOUND,
+    reasons::WAITING_FOR_KEY_SECRET,
+    reasons::INVALID_SCHEDULE,
+    reasons::NAME_COLLISION,
+    reasons::REJECTED_BY_API_SERVER,
+    reasons::INVALID_VARS,
+    reasons::RENDER_FAILED,
+    reasons::NO_SCRIPT_FOR_OPERATION,
+    reasons::INVALID_SPEC,
+    "InvalidObject",
+    "KubeApiError",
+];
+
 impl Error {
     /// Stable label for conditions, events and metrics.
     pub fn reason(&self) -> &'static str {
@@ -129,6 +147,72 @@ impl Error {
                 action: format!("applying {kind} {name}"),
                 source,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Index of the variant; exhaustive, so a new variant does not compile until it is listed here (and then
+    /// `every_variant_reason_is_in_reasons` fails until it has a sample).
+    fn variant(e: &Error) -> usize {
+        match e {
+            Error::InvalidTemplateKind(_) => 0,
+            Error::TemplateNotFound(_) => 1,
+            Error::SecretNotFound(_) => 2,
+            Error::WaitingForKeySecret(_) => 3,
+            Error::InvalidSchedule(_) => 4,
+            Error::Render(_) => 5,
+            Error::NameCollision { .. } => 6,
+            Error::ChildRejected { .. } => 7,
+            Error::MissingObjectKey(_) => 8,
+            Error::Kube { .. } => 9,
+        }
+    }
+
+    #[test]
+    fn every_variant_reason_is_in_reasons() {
+        let samples = [
+            Error::InvalidTemplateKind("x".into()),
+            Error::TemplateNotFound("x".into()),
+            Error::SecretNotFound("x".into()),
+            Error::WaitingForKeySecret("x".into()),
+            Error::InvalidSchedule("x".into()),
+            Error::Render(template_engine::Error::InvalidVars("x".into())),
+            Error::NameCollision {
+                kind: "CronJob".into(),
+                namespace: "a".into(),
+                name: "x".into(),
+            },
+            Error::ChildRejected {
+                kind: "CronJob".into(),
+                namespace: "a".into(),
+                name: "x".into(),
+                detail: "d".into(),
+            },
+            Error::MissingObjectKey("uid"),
+            Error::Kube {
+                action: "applying".into(),
+                source: kube::Error::LinesCodecMaxLineLengthExceeded,
+            },
+        ];
+        let covered: std::collections::BTreeSet<usize> = samples.iter().map(variant).collect();
+        assert_eq!(covered.len(), 10, "one sample per variant");
+        for e in &samples {
+            assert!(
+                REASONS.contains(&e.reason()),
+                "{} is not in REASONS",
+                e.reason()
+            );
+        }
+        // Render errors report the template engine's reasons.
+        for r in template_engine::REASONS {
+            assert!(
+                REASONS.contains(r),
+                "template-engine reason {r} is not in REASONS"
+            );
         }
     }
 }
