@@ -5,6 +5,7 @@
 //! Prometheus text format for tests ([`exposition`]).
 
 pub mod api;
+pub mod blocked;
 pub mod cache;
 pub mod cli;
 pub mod events;

@@ -55,6 +55,15 @@ pub enum ScheduleError {
         /// The expression.
         expr: String,
     },
+    /// `@every <duration>`: accepted by Kubernetes, but it runs relative to when the CronJob controller last
+    /// looked, not at fixed times, so no next run or overdue moment can be computed for it.
+    #[error(
+        "{expr:?} runs at intervals counted from whenever the CronJob controller last ran it, not at fixed times, so this operator cannot tell when the next run is due or whether one is overdue: write the interval as 5 fields instead, e.g. \"*/5 * * * *\" (every 5 minutes) or \"0 */6 * * *\" (every 6 hours)"
+    )]
+    Every {
+        /// The expression.
+        expr: String,
+    },
     /// Quartz/croner extensions (`L`, `W`, `#`) Kubernetes does not accept.
     #[error(
         "{expr:?} uses {what}, which Kubernetes cron does not support: use plain numbers, names (MON, JAN), ranges (1-5), lists (1,15) and steps (*/10)"
@@ -101,6 +110,7 @@ impl ScheduleError {
             ScheduleError::FieldCount { .. } => "WrongFieldCount",
             ScheduleError::TimeZonePrefix { .. } => "TimeZonePrefix",
             ScheduleError::UnknownMacro { .. } => "UnknownMacro",
+            ScheduleError::Every { .. } => "IntervalSchedule",
             ScheduleError::UnsupportedSyntax { .. } => "UnsupportedCronSyntax",
             ScheduleError::Invalid { .. } => "InvalidCronExpression",
             ScheduleError::NeverFires { .. } => "ScheduleNeverFires",
@@ -134,6 +144,11 @@ pub fn parse_kubernetes_cron(
                 prefix,
             });
         }
+    }
+    if trimmed.to_ascii_lowercase().starts_with("@every") {
+        return Err(ScheduleError::Every {
+            expr: expr.to_owned(),
+        });
     }
     let five_fields = if trimmed.starts_with('@') {
         match trimmed.to_ascii_lowercase().as_str() {
@@ -189,9 +204,12 @@ pub fn parse_kubernetes_cron(
         .year(Year::Disallowed)
         .build()
         .parse(five_fields)
-        .map_err(|e| ScheduleError::Invalid {
+        .map_err(|_| ScheduleError::Invalid {
             expr: expr.to_owned(),
-            detail: e.to_string(),
+            // The parser's own text ("Component error: Number out of bounds.") names neither the field nor the
+            // range, so the fields are checked here to say which one is wrong.
+            detail: field_problem(five_fields)
+                .unwrap_or_else(|| "it does not follow cron syntax".to_owned()),
         })?;
     let zone = match time_zone.map(str::trim).filter(|z| !z.is_empty()) {
         None => TimeZone::UTC,
@@ -217,6 +235,89 @@ pub fn parse_kubernetes_cron(
             expr: expr.to_owned(),
         }),
     }
+}
+
+/// Which field of a 5-field expression is out of range or malformed, in words.
+fn field_problem(five_fields: &str) -> Option<String> {
+    const FIELDS: [(&str, u32, u32, &[&str]); 5] = [
+        ("minute", 0, 59, &[]),
+        ("hour", 0, 23, &[]),
+        ("day-of-month", 1, 31, &[]),
+        (
+            "month",
+            1,
+            12,
+            &[
+                "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+            ],
+        ),
+        (
+            "day-of-week",
+            0,
+            7,
+            &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+        ),
+    ];
+    for (field, (name, min, max, names)) in five_fields.split_whitespace().zip(FIELDS) {
+        let value = |v: &str| -> Result<u32, String> {
+            let upper = v.to_ascii_uppercase();
+            if let Some(i) = names.iter().position(|n| *n == upper) {
+                return Ok(i as u32 + min);
+            }
+            match v.parse::<u32>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                Ok(n) => Err(format!("{name} {n} is out of range {min}-{max}")),
+                Err(_) => Err(format!(
+                    "{name} field {field:?} contains {v:?}, which is not a number{}",
+                    if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" or a name such as {}", names[0])
+                    }
+                )),
+            }
+        };
+        for part in field.split(',') {
+            let (range, step) = match part.split_once('/') {
+                Some((r, s)) => (r, Some(s)),
+                None => (part, None),
+            };
+            if let Some(step) = step {
+                match step.parse::<u32>() {
+                    Ok(0) => {
+                        return Some(format!(
+                            "{name} step in {field:?} is 0; a step must be at least 1"
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(_) => return Some(format!("{name} step in {field:?} is not a number")),
+                }
+            }
+            if range == "*" || range == "?" {
+                continue;
+            }
+            let (low, high) = match range.split_once('-') {
+                Some((a, b)) => (a, Some(b)),
+                None => (range, None),
+            };
+            let low = match value(low) {
+                Ok(n) => n,
+                Err(e) => return Some(e),
+            };
+            if let Some(high) = high {
+                match value(high) {
+                    Ok(h) if h < low => {
+                        return Some(format!(
+                            "{name} range {range:?} runs backwards; write the smaller number first"
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Some(e),
+                }
+            }
+        }
+    }
+    None
 }
 
 impl Schedule {
@@ -486,7 +587,7 @@ mod tests {
             parse_kubernetes_cron("@every 1h", None)
                 .unwrap_err()
                 .reason(),
-            "UnknownMacro"
+            "IntervalSchedule"
         );
         assert_eq!(
             parse_kubernetes_cron("@reboot", None).unwrap_err().reason(),
@@ -698,5 +799,35 @@ mod tests {
             ts("2025-10-26T01:31:00Z"),
             HOUR
         ));
+    }
+
+    #[test]
+    fn an_out_of_range_field_is_named_with_its_range_not_the_parsers_text() {
+        for (expr, expected) in [
+            ("0 25 * * *", "hour 25 is out of range 0-23"),
+            ("61 * * * *", "minute 61 is out of range 0-59"),
+            ("0 0 0 * *", "day-of-month 0 is out of range 1-31"),
+            ("0 0 * 13 *", "month 13 is out of range 1-12"),
+            ("0 0 * * 8", "day-of-week 8 is out of range 0-7"),
+            ("*/0 * * * *", "minute step in \"*/0\" is 0"),
+            ("5-1 * * * *", "minute range \"5-1\" runs backwards"),
+            (
+                "x * * * *",
+                "minute field \"x\" contains \"x\", which is not a number",
+            ),
+        ] {
+            let m = parse_kubernetes_cron(expr, None).unwrap_err().to_string();
+            assert!(m.contains(expected), "{expr}: {m}");
+            assert!(!m.contains("Component error"), "{m}");
+        }
+    }
+
+    #[test]
+    fn an_interval_schedule_says_precisely_why_and_what_to_write() {
+        let m = parse_kubernetes_cron("@every 5m", None)
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("cannot tell when the next run is due"), "{m}");
+        assert!(m.contains("*/5 * * * *"), "{m}");
     }
 }

@@ -5,8 +5,8 @@
 
 use std::fmt::Debug;
 
-use crd_types::ChildReference;
 use crd_types::constants::field_managers::SCHEDULED_CONTROLLER;
+use crd_types::{ChildReference, ScheduledBackup};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
@@ -34,6 +34,14 @@ pub fn controlled_by<K: Resource>(object: &K, owner_uid: &str) -> bool {
         .any(|o| o.uid == owner_uid && o.controller == Some(true))
 }
 
+/// The ScheduledBackup whose children are synced: its uid (ownership) and its reference (to wake it up).
+pub struct ScheduledBackupRef<'a> {
+    /// `metadata.uid`.
+    pub uid: &'a str,
+    /// For [`controller_runtime::blocked::BlockedOn`].
+    pub waiter: ObjectRef<ScheduledBackup>,
+}
+
 /// Applies `desired` objects of one kind, then deletes this owner's objects of that kind not in `desired`.
 /// Returns the objects as they now are (from the cache, or the apply response), so status can be computed from
 /// what was just applied even before the watch delivers it.
@@ -41,7 +49,7 @@ pub async fn sync_kind<K>(
     ctx: &Context,
     store: &Store<K>,
     namespace: &str,
-    owner_uid: &str,
+    owner: &ScheduledBackupRef<'_>,
     desired: &[K],
     changes: &mut Changes,
     applied: &mut Vec<ChildReference>,
@@ -72,7 +80,14 @@ where
                 .map_err(Error::kube(format!("reading {kind} {name}")))?,
         };
         if let Some(observed) = &observed {
-            if !controlled_by(observed, owner_uid) {
+            if !controlled_by(observed, owner.uid) {
+                // Proceed as soon as the foreign object is gone, not at the next resync.
+                ctx.blocked.wait_until_gone::<K>(
+                    &ctx.client,
+                    namespace,
+                    &name,
+                    owner.waiter.clone(),
+                );
                 return Err(Error::NameCollision {
                     kind: kind.clone(),
                     namespace: namespace.to_string(),
@@ -108,7 +123,7 @@ where
         .state()
         .iter()
         .filter(|o| {
-            o.namespace().as_deref() == Some(namespace) && controlled_by(o.as_ref(), owner_uid)
+            o.namespace().as_deref() == Some(namespace) && controlled_by(o.as_ref(), owner.uid)
         })
         .map(|o| o.name_any())
         .filter(|name| !wanted.contains(name))

@@ -70,6 +70,8 @@ pub struct Context {
     pub written: controller_runtime::cache::LastWrite<ScheduledBackup>,
     /// Retry delays after transient failures.
     pub backoff: controller_runtime::cache::Backoff<ScheduledBackup>,
+    /// Foreign objects SBs wait for (name collisions), watched by name until they are gone.
+    pub blocked: controller_runtime::blocked::BlockedOn<ScheduledBackup>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -131,6 +133,7 @@ pub async fn run(
     let controller = Controller::for_stream(sb_stream, sbs.clone())
         .with_config(controller::Config::default().concurrency(config.concurrency));
 
+    let (blocked, unblocked) = controller_runtime::blocked::BlockedOn::new();
     let context = Arc::new(Context {
         client: client.clone(),
         events: controller_runtime::events::Publisher::new(
@@ -149,6 +152,7 @@ pub async fn run(
         metrics: config.metrics.clone(),
         written: Default::default(),
         backoff: Default::default(),
+        blocked,
     });
 
     let template_sbs = sbs.clone();
@@ -186,6 +190,7 @@ pub async fn run(
                 .map(|sb| ObjectRef::from_obj(sb.as_ref()))
                 .collect::<Vec<_>>()
         })
+        .reconcile_on(unblocked)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, context)
         .for_each(|result| async move {

@@ -53,6 +53,8 @@ async fn reconcile_inner(
     let mut applied_cron_job = None;
     let outcome = match converge(ctx, sb, &namespace, &uid).await {
         Ok(converged) => {
+            // Nothing blocks it any more: stop watching former blockers.
+            ctx.blocked.release(&ObjectRef::from_obj(sb));
             publish_changes(ctx, sb, &converged.changes).await;
             // Render warnings are announced when the children they concern change, and stay visible in the
             // TemplateRendered condition.
@@ -131,11 +133,15 @@ async fn converge(
     let mut changes = Changes::default();
     let mut children = Vec::new();
     let stores = &ctx.stores;
+    let owner = crate::apply::ScheduledBackupRef {
+        uid,
+        waiter: ObjectRef::from_obj(sb),
+    };
     sync_kind(
         ctx,
         &stores.config_maps,
         namespace,
-        uid,
+        &owner,
         &desired.config_maps,
         &mut changes,
         &mut children,
@@ -145,7 +151,7 @@ async fn converge(
         ctx,
         &stores.secrets,
         namespace,
-        uid,
+        &owner,
         &desired.secrets,
         &mut changes,
         &mut children,
@@ -156,7 +162,7 @@ async fn converge(
         ctx,
         &stores.cron_jobs,
         namespace,
-        uid,
+        &owner,
         &cron_jobs,
         &mut changes,
         &mut children,

@@ -541,3 +541,76 @@ async fn the_controller_stops_gracefully_when_shutdown_fires() {
         .expect("run returns after shutdown");
     result.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_name_collision_clears_as_soon_as_the_foreign_object_is_deleted() {
+    let fake = server();
+    seed(&fake);
+    let taken = template_engine::child_name("app", crd_types::Operation::Backup);
+    fake.insert(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": taken, "namespace": NS},
+        "data": {"someone": "else's"}
+    }))
+    .unwrap();
+    fake.insert(scheduled_backup("app", json!({}))).unwrap();
+    let _world = start(fake.clone());
+    wait(&fake, "NameCollision", |s| {
+        s.get("scheduledbackups", NS, "app")
+            .and_then(|sb| ready(&sb))
+            == Some(("False".into(), "NameCollision".into()))
+    })
+    .await;
+    assert_eq!(
+        fake.get("configmaps", NS, &taken).unwrap()["data"]["someone"],
+        "else's",
+        "a foreign object is never overwritten"
+    );
+    // The resync is 10 minutes away: only the watch on the blocker can make this quick.
+    fake.delete("configmaps", NS, &taken).unwrap();
+    wait_ready(&fake, "app").await;
+}
+
+#[tokio::test]
+async fn a_long_error_reaches_the_event_cut_to_the_api_limit_and_the_condition_in_full() {
+    let fake = server();
+    seed(&fake);
+    let key = "k".repeat(1500);
+    let vars = format!(
+        "Params: {{hostname: db, port: 5432, db: app, user: app, password: pw}}\nRepository: {{url: 'https://b.example.org', passphrase: '', collectionId: c1}}\nHelmValues: {{{key}: 1}}\n"
+    );
+    fake.insert(scheduled_backup("app", json!({"vars": vars})))
+        .unwrap();
+    let _world = start(fake.clone());
+    wait(&fake, "InvalidVars", |s| {
+        s.get("scheduledbackups", NS, "app")
+            .and_then(|sb| ready(&sb))
+            .is_some_and(|(status, _)| status == "False")
+    })
+    .await;
+    let sb = fake.get("scheduledbackups", NS, "app").unwrap();
+    let ready_message = sb["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        ready_message.contains(&key),
+        "the condition keeps the full text"
+    );
+    let events = fake.events_for("app");
+    let warning = events
+        .iter()
+        .find(|e| e["type"] == "Warning")
+        .unwrap_or_else(|| panic!("no Warning event: {events:#?}"));
+    let note = warning["note"]
+        .as_str()
+        .or(warning["message"].as_str())
+        .unwrap();
+    assert!(note.len() <= 1024, "{}", note.len());
+    assert!(note.ends_with(controller_runtime::events::TRUNCATION_MARKER));
+}

@@ -21,7 +21,7 @@ pub fn parse_documents(yaml: &str) -> Result<Vec<Value>, Error> {
     let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).map_err(|e| {
         Error::InvalidInput(format!(
             "the input is not valid YAML: {}",
-            e.to_string().lines().next().unwrap_or_default()
+            crate::vars::yaml_problem(&e.to_string())
         ))
     })?;
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())

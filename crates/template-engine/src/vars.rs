@@ -154,7 +154,7 @@ fn parse_spec_vars_uncached(sb_ref: &str, text: &str) -> Result<Map<String, Valu
     let v: Value = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         Error::InvalidVars(format!(
             "spec.vars of ScheduledBackup {sb_ref} is not valid YAML: {}. Fix: write a YAML map with the top-level keys Params, Repository and HelmValues",
-            e.to_string().lines().next().unwrap_or_default()
+            yaml_problem(&e.to_string())
         ))
     })?;
     match v {
@@ -165,6 +165,31 @@ fn parse_spec_vars_uncached(sb_ref: &str, text: &str) -> Result<Map<String, Valu
             kind_of(&other)
         ))),
     }
+}
+
+/// The YAML parser's diagnosis without its source snippet or its advice to the programmer: `line 3: duplicate
+/// mapping key: a` rather than the multi-line excerpt ending in "set DuplicateKeyPolicy in Options".
+pub(crate) fn yaml_problem(error: &str) -> String {
+    let mut line = None;
+    for text in error.lines() {
+        if let Some((_, problem)) = text.split_once("^ ") {
+            let problem = problem
+                .split(", set DuplicateKeyPolicy")
+                .next()
+                .unwrap_or(problem)
+                .trim();
+            return match line {
+                Some(n) => format!("line {n}: {problem}"),
+                None => problem.to_string(),
+            };
+        }
+        if let Some((number, _)) = text.split_once(" | ")
+            && let Ok(n) = number.trim().parse::<u32>()
+        {
+            line = Some(n);
+        }
+    }
+    error.lines().next().unwrap_or_default().trim().to_string()
 }
 
 pub(crate) fn kind_of(v: &Value) -> &'static str {
@@ -428,6 +453,22 @@ fn secret_marker(env: &str, value: &str) -> Value {
         Value::String(String::new())
     } else {
         Value::String(engine::marker(env))
+    }
+}
+
+#[cfg(test)]
+mod yaml_problem_tests {
+    use super::*;
+
+    #[test]
+    fn a_duplicate_key_names_the_line_and_key_without_library_advice() {
+        let e = parse_spec_vars_uncached("ns/app", "Params:\n  a: 1\n  a: 2\n").unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("line 3: duplicate mapping key: a"), "{m}");
+        assert!(
+            !m.contains("DuplicateKeyPolicy") && !m.contains(" | "),
+            "{m}"
+        );
     }
 }
 
