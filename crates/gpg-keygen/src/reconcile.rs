@@ -101,6 +101,8 @@ struct Context {
 
 /// Runs the controller until `config.shutdown` resolves.
 pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
+    // Every errors-by-reason series exists at 0 from start-up: dashboards show 0 and increase() sees the first error.
+    config.metrics.register_reasons(crate::error::REASONS);
     let keys_generated = IntCounterVec::new(
         Opts::new(
             KEYS_GENERATED_TOTAL,
