@@ -28,9 +28,10 @@ fn resource(store: &Store, group: &str, plural: &str) -> Option<ResourceInfo> {
 }
 
 fn condition_true(obj: &Value, kind: &str) -> bool {
-    obj["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+    obj["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == kind && c["status"] == "True")
+    })
 }
 
 fn finished(job: &Value) -> bool {
@@ -60,7 +61,10 @@ fn has_tracking_finalizer(pod: &Value) -> bool {
 }
 
 fn terminal(pod: &Value) -> bool {
-    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+    matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    )
 }
 
 fn deleting(obj: &Value) -> bool {
@@ -118,6 +122,35 @@ fn remove_tracking_finalizer(store: &mut Store, pods: &ResourceInfo, key: &ObjKe
         f.retain(|x| x != TRACKING_FINALIZER);
     }
     let _ = store.update(pods, key, pod, Target::Main, Some(MANAGER));
+}
+
+/// A core v1 Event about `obj`, as client-go's legacy recorder in kube-controller-manager
+/// writes it (`source.component` is the controller's name).
+fn record_event(
+    store: &mut Store,
+    obj: &Value,
+    component: &str,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) {
+    let Some(events) = resource(store, "", "events") else {
+        return;
+    };
+    let meta = &obj["metadata"];
+    let ns = meta["namespace"].as_str().unwrap_or("default").to_owned();
+    let name = meta["name"].as_str().unwrap_or("");
+    let nanos = jiff::Timestamp::now().as_nanosecond();
+    let now = crate::store::now();
+    let event = json!({
+        "metadata": {"name": format!("{name}.{nanos:x}"), "namespace": ns},
+        "involvedObject": {"kind": obj["kind"], "namespace": ns, "name": name, "uid": meta["uid"],
+                           "apiVersion": obj["apiVersion"], "resourceVersion": meta["resourceVersion"]},
+        "reason": reason, "message": message, "source": {"component": component},
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1, "type": type_,
+        "eventTime": null, "reportingComponent": component, "reportingInstance": "",
+    });
+    let _ = store.create(&events, &ns, event, Some(MANAGER), false);
 }
 
 fn write_status(store: &mut Store, jobs: &ResourceInfo, key: &ObjKey, status: Value) {
@@ -186,7 +219,11 @@ pub(crate) fn sync_job(store: &mut Store, ns: &str, name: &str) -> Option<jiff::
     let deadline = spec["activeDeadlineSeconds"]
         .as_i64()
         .zip(start)
-        .and_then(|(secs, start)| start.checked_add(jiff::SignedDuration::from_secs(secs)).ok());
+        .and_then(|(secs, start)| {
+            start
+                .checked_add(jiff::SignedDuration::from_secs(secs))
+                .ok()
+        });
 
     let mut newly_succeeded = Vec::new();
     let mut newly_failed = Vec::new();
@@ -209,6 +246,7 @@ pub(crate) fn sync_job(store: &mut Store, ns: &str, name: &str) -> Option<jiff::
     let parallelism = spec["parallelism"].as_i64().unwrap_or(1);
     let backoff_limit = spec["backoffLimit"].as_i64().unwrap_or(6);
 
+    let mut pending_events: Vec<(&str, &str, String)> = Vec::new();
     let failure = if failed > backoff_limit {
         Some((
             "BackoffLimitExceeded",
@@ -234,6 +272,8 @@ pub(crate) fn sync_job(store: &mut Store, ns: &str, name: &str) -> Option<jiff::
             let _ = store.delete(&pods, &pod_key, &DeleteOptions::default());
         }
     } else if !success {
+        // client-go's recorder sends Events asynchronously: they land after the status write.
+        let mut created_pods = Vec::new();
         let wanted = match completions {
             Some(n) => parallelism.min(n - succeeded),
             None => parallelism,
@@ -242,6 +282,11 @@ pub(crate) fn sync_job(store: &mut Store, ns: &str, name: &str) -> Option<jiff::
             let pod = new_pod(&job, name, &uid);
             match store.create(&pods, ns, pod, Some(MANAGER), false) {
                 Ok(created) => {
+                    let message = format!(
+                        "Created pod: {}",
+                        created["metadata"]["name"].as_str().unwrap_or("")
+                    );
+                    created_pods.push(message);
                     let pod_key = ObjKey::new(
                         &pods,
                         ns,
@@ -252,13 +297,17 @@ pub(crate) fn sync_job(store: &mut Store, ns: &str, name: &str) -> Option<jiff::
                 Err(_) => break,
             }
         }
+        for message in created_pods {
+            pending_events.push(("Normal", "SuccessfulCreate", message));
+        }
     }
     let ready = active
         .iter()
         .filter(|(_, p)| {
-            p["status"]["conditions"]
-                .as_array()
-                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            p["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
         })
         .count() as i64;
     if status["startTime"].is_null() {
@@ -321,10 +370,22 @@ pub(crate) fn sync_job(store: &mut Store, ns: &str, name: &str) -> Option<jiff::
             push_condition(&mut status, condition("Failed", reason, message, &now));
         }
         write_status(store, &jobs, &key, status);
+        if success {
+            pending_events.push(("Normal", "Completed", "Job completed".to_owned()));
+        }
+        if let Some((reason, message)) = failure {
+            pending_events.push(("Warning", reason, message.to_owned()));
+        }
+        for (type_, reason, message) in pending_events {
+            record_event(store, &job, "job-controller", type_, reason, &message);
+        }
         return None;
     }
     status["uncountedTerminatedPods"] = json!({});
     write_status(store, &jobs, &key, status);
+    for (type_, reason, message) in pending_events {
+        record_event(store, &job, "job-controller", type_, reason, &message);
+    }
     deadline
 }
 
@@ -380,7 +441,9 @@ pub(crate) fn sync_cronjob(store: &mut Store, ns: &str, name: &str) {
         .filter_map(|(_, j)| j["status"]["completionTime"].as_str())
         .max();
     if let Some(t) = last_success
-        && status["lastSuccessfulTime"].as_str().is_none_or(|old| old < t)
+        && status["lastSuccessfulTime"]
+            .as_str()
+            .is_none_or(|old| old < t)
     {
         status["lastSuccessfulTime"] = json!(t);
     }
@@ -400,7 +463,11 @@ pub(crate) fn sync_cronjob(store: &mut Store, ns: &str, name: &str) {
             .iter()
             .filter(|(_, j)| condition_true(j, outcome))
             .collect();
-        done.sort_by_key(|(_, j)| j["metadata"]["creationTimestamp"].as_str().map(str::to_owned));
+        done.sort_by_key(|(_, j)| {
+            j["metadata"]["creationTimestamp"]
+                .as_str()
+                .map(str::to_owned)
+        });
         let excess = done.len().saturating_sub(limit as usize);
         for (job_key, _) in done.into_iter().take(excess) {
             let _ = store.delete(&jobs, job_key, &DeleteOptions::default());
@@ -434,8 +501,8 @@ pub(crate) fn fire_cronjob(
         return Ok(None);
     }
     // Schedules have minute resolution; the Job name counts minutes since the epoch.
-    let scheduled =
-        jiff::Timestamp::from_second(scheduled.as_second().div_euclid(60) * 60).unwrap_or(scheduled);
+    let scheduled = jiff::Timestamp::from_second(scheduled.as_second().div_euclid(60) * 60)
+        .unwrap_or(scheduled);
     let job_name = format!("{name}-{}", scheduled.as_second().div_euclid(60));
     let job_key = ObjKey::new(&jobs, ns, &job_name);
     if let Some(existing) = store.get(&job_key) {
@@ -483,6 +550,15 @@ pub(crate) fn fire_cronjob(
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata,
                      "spec": template["spec"]});
     let created = store.create(&jobs, ns, job, Some(MANAGER), false)?;
+    let message = format!("Created job {job_name}");
+    record_event(
+        store,
+        &cj,
+        "cronjob-controller",
+        "Normal",
+        "SuccessfulCreate",
+        &message,
+    );
     let mut updated = store.get(&key).cloned().unwrap_or(cj);
     let reference = json!({
         "kind": "Job", "namespace": ns, "name": job_name, "apiVersion": "batch/v1",

@@ -15,8 +15,7 @@ use crate::store::{DeleteOptions, ObjKey, Store, Target};
 pub(crate) const MANAGER: &str = "kube-controller-manager";
 
 /// Namespaces that exist on every cluster; seeded with `strict_namespaces`.
-const SYSTEM_NAMESPACES: &[&str] =
-    &["default", "kube-system", "kube-public", "kube-node-lease"];
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Creates the system namespaces (strict mode starts with them, as every cluster does).
 pub(crate) fn seed_system_namespaces(store: &mut Store) {
@@ -70,7 +69,9 @@ pub(crate) fn check_create(
             }]),
         )),
         Some(_) => Ok(()),
-        None if store.options.strict_namespaces => Err(ApiError::not_found("namespaces", namespace)),
+        None if store.options.strict_namespaces => {
+            Err(ApiError::not_found("namespaces", namespace))
+        }
         None => Ok(()),
     }
 }
@@ -120,7 +121,11 @@ pub(crate) fn sync(store: &mut Store, name: &str) {
         return;
     }
     for key in store.keys_in_namespace(name) {
-        let Some(res) = store.registry.by_group_plural(&key.group, &key.plural).cloned() else {
+        let Some(res) = store
+            .registry
+            .by_group_plural(&key.group, &key.plural)
+            .cloned()
+        else {
             continue;
         };
         if store

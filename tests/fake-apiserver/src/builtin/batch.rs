@@ -32,13 +32,13 @@ fn default_key(m: &mut Map<String, Value>, key: &str, value: Value) {
 /// `generateSelector`: the job-name / controller-uid labels on the template and the selector.
 fn generate_selector(job: &mut Value, name: &str, uid: &str) {
     let template_meta = map_at(&mut job["spec"]["template"], "metadata");
-    if !template_meta
-        .get("labels")
-        .is_some_and(Value::is_object)
-    {
+    if !template_meta.get("labels").is_some_and(Value::is_object) {
         template_meta.insert("labels".into(), json!({}));
     }
-    if let Some(labels) = template_meta.get_mut("labels").and_then(Value::as_object_mut) {
+    if let Some(labels) = template_meta
+        .get_mut("labels")
+        .and_then(Value::as_object_mut)
+    {
         for key in [LEGACY_JOB_NAME_LABEL, JOB_NAME_LABEL] {
             default_key(labels, key, json!(name));
         }
@@ -70,7 +70,10 @@ pub(crate) fn default_job(job: &mut Value, create: Option<(&str, &str)>) {
             spec.insert("completions".into(), json!(1));
         }
         default_key(spec, "parallelism", json!(1));
-        let backoff = if spec.get("backoffLimitPerIndex").is_some_and(|v| !v.is_null()) {
+        let backoff = if spec
+            .get("backoffLimitPerIndex")
+            .is_some_and(|v| !v.is_null())
+        {
             i32::MAX
         } else {
             6
@@ -191,7 +194,11 @@ pub(crate) fn validate_cronjob(cj: &Value, old: Option<&Value>) -> Vec<FieldErro
                     None
                 };
                 if let Some(detail) = detail {
-                    errors.push(FieldError::invalid("spec.schedule", json!(schedule), detail));
+                    errors.push(FieldError::invalid(
+                        "spec.schedule",
+                        json!(schedule),
+                        detail,
+                    ));
                 }
             }
         }
@@ -221,9 +228,10 @@ pub(crate) fn validate_cronjob(cj: &Value, old: Option<&Value>) -> Vec<FieldErro
 }
 
 fn condition_true(job: &Value, kind: &str) -> bool {
-    job["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+    job["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == kind && c["status"] == "True")
+    })
 }
 
 fn int(v: &Value) -> i64 {
@@ -439,9 +447,15 @@ mod tests {
         let mut job = json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": {
             "containers": [{"name": "main", "image": "busybox"}], "restartPolicy": "Never"}}}});
         default_job(&mut job, Some(("j", "u1")));
-        assert_eq!(job["spec"]["selector"]["matchLabels"][CONTROLLER_UID_LABEL], "u1");
+        assert_eq!(
+            job["spec"]["selector"]["matchLabels"][CONTROLLER_UID_LABEL],
+            "u1"
+        );
         assert_eq!(job["metadata"]["labels"]["job-name"], "j");
-        assert_eq!(job["spec"]["template"]["metadata"]["labels"]["controller-uid"], "u1");
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"]["controller-uid"],
+            "u1"
+        );
         assert_eq!(job["spec"]["backoffLimit"], 6);
         assert_eq!(job["status"], json!({}));
     }
@@ -455,7 +469,8 @@ mod tests {
 
     #[test]
     fn suspended_jobs_may_change_start_time() {
-        let old = json!({"spec": {"suspend": true}, "status": {"startTime": "2026-01-01T00:00:00Z"}});
+        let old =
+            json!({"spec": {"suspend": true}, "status": {"startTime": "2026-01-01T00:00:00Z"}});
         let new = json!({"spec": {"suspend": true}, "status": {}});
         assert!(validate_job_status_update(&new, &old).is_empty());
     }

@@ -12,8 +12,7 @@ pub(crate) fn parse_standard(spec: &str) -> Result<(), String> {
         let eq = spec.find('=').unwrap_or(0);
         let space = spec.find(' ').unwrap_or(spec.len());
         let zone = &spec[eq + 1..space];
-        load_location(zone)
-            .map_err(|e| format!("provided bad location {zone}: {e}"))?;
+        load_location(zone).map_err(|e| format!("provided bad location {zone}: {e}"))?;
         spec = spec[space..].trim();
     }
     if let Some(descriptor) = spec.strip_prefix('@') {
@@ -120,7 +119,9 @@ fn range(expr: &str, min: u64, max: u64, names: Option<(&[&str], u64)>) -> Resul
         ));
     }
     if end > max {
-        return Err(format!("end of range ({end}) above maximum ({max}): {expr}"));
+        return Err(format!(
+            "end of range ({end}) above maximum ({max}): {expr}"
+        ));
     }
     if start > end {
         return Err(format!(
@@ -150,7 +151,9 @@ fn must_parse_int(expr: &str) -> Result<u64, String> {
         ));
     }
     let value: i64 = expr.parse().map_err(|_| {
-        format!("failed to parse int from {expr}: strconv.Atoi: parsing {expr:?}: value out of range")
+        format!(
+            "failed to parse int from {expr}: strconv.Atoi: parsing {expr:?}: value out of range"
+        )
     })?;
     u64::try_from(value).map_err(|_| format!("negative number ({value}) not allowed: {expr}"))
 }
@@ -175,8 +178,7 @@ pub(crate) fn time_zone_problem(zone: &str) -> Option<String> {
             && p != ".."
             && !p.starts_with('-')
             && (1..=14).contains(&p.len())
-            && p
-                .chars()
+            && p.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
     };
     if !zone.split('/').all(part_ok) {

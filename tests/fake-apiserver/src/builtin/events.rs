@@ -93,7 +93,11 @@ fn legacy(ev: &Internal<'_>) -> Vec<FieldError> {
             ));
         }
         let limits = [
-            ("reportingInstance", ev.reporting_instance, REPORTING_INSTANCE_LIMIT),
+            (
+                "reportingInstance",
+                ev.reporting_instance,
+                REPORTING_INSTANCE_LIMIT,
+            ),
             ("action", ev.action, ACTION_LIMIT),
             ("reason", ev.reason, REASON_LIMIT),
         ];
@@ -175,7 +179,11 @@ pub(crate) fn validate(new: &Value, old: Option<&Value>, events_api: bool) -> Ve
             }
             let source = &new["deprecatedSource"];
             if !s(&source["component"]).is_empty() || !s(&source["host"]).is_empty() {
-                e.push(FieldError::invalid("source", json!(""), "needs to be unset"));
+                e.push(FieldError::invalid(
+                    "source",
+                    json!(""),
+                    "needs to be unset",
+                ));
             }
         }
         Some(old) => {
@@ -185,11 +193,20 @@ pub(crate) fn validate(new: &Value, old: Option<&Value>, events_api: bool) -> Ve
             }
             let immutable = |e: &mut Vec<FieldError>, field: &str, new_v: &Value, old_v: &Value| {
                 if new_v != old_v {
-                    e.push(FieldError::invalid(field, new_v.clone(), "field is immutable"));
+                    e.push(FieldError::invalid(
+                        field,
+                        new_v.clone(),
+                        "field is immutable",
+                    ));
                 }
             };
             let text = |v: &str| json!(v);
-            immutable(&mut e, "involvedObject", &new["regarding"], &old["regarding"]);
+            immutable(
+                &mut e,
+                "involvedObject",
+                &new["regarding"],
+                &old["regarding"],
+            );
             immutable(&mut e, "reason", &text(ev.reason), &text(before.reason));
             immutable(&mut e, "message", &text(ev.message), &text(before.message));
             immutable(
@@ -210,7 +227,12 @@ pub(crate) fn validate(new: &Value, old: Option<&Value>, events_api: bool) -> Ve
                 &new["deprecatedLastTimestamp"],
                 &old["deprecatedLastTimestamp"],
             );
-            immutable(&mut e, "count", &new["deprecatedCount"], &old["deprecatedCount"]);
+            immutable(
+                &mut e,
+                "count",
+                &new["deprecatedCount"],
+                &old["deprecatedCount"],
+            );
             // The apiserver checks `reason` twice, so its cause appears twice.
             immutable(&mut e, "reason", &text(ev.reason), &text(before.reason));
             immutable(&mut e, "type", &text(ev.type_), &text(before.type_));

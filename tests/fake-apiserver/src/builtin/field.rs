@@ -139,10 +139,7 @@ pub(crate) fn invalid(group: &str, kind: &str, name: &str, errors: &[FieldError]
     ApiError {
         code: 422,
         reason: "Invalid",
-        message: format!(
-            "{qualified} \"{name}\" is invalid: {}",
-            aggregate(errors)
-        ),
+        message: format!("{qualified} \"{name}\" is invalid: {}", aggregate(errors)),
         details: Some(details),
     }
 }

@@ -64,8 +64,7 @@ fn is_qualified_name_part(s: &str) -> bool {
     !b.is_empty()
         && edge(b[0])
         && edge(b[b.len() - 1])
-        && b
-            .iter()
+        && b.iter()
             .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 

@@ -9,7 +9,11 @@ use serde_json::{Map, Value};
 fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
         "conditions" => "type",
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
         | "imagePullSecrets" => "name",
         "volumeMounts" => "mountPath",
         "ports" => "containerPort",
