@@ -575,9 +575,10 @@ async fn a_name_collision_clears_as_soon_as_the_foreign_object_is_deleted() {
 async fn a_long_error_reaches_the_event_cut_to_the_api_limit_and_the_condition_in_full() {
     let fake = server();
     seed(&fake);
+    // A quantity the render refuses, quoted in full in the message.
     let key = "k".repeat(1500);
     let vars = format!(
-        "Params: {{hostname: db, port: 5432, db: app, user: app, password: pw}}\nRepository: {{url: 'https://b.example.org', passphrase: '', collectionId: c1}}\nHelmValues: {{{key}: 1}}\n"
+        "Params: {{hostname: db, port: 5432, db: app, user: app, password: pw}}\nRepository: {{url: 'https://b.example.org', passphrase: '', collectionId: c1}}\nHelmValues: {{resources: {{limits: {{memory: {key}}}}}}}\n"
     );
     fake.insert(scheduled_backup("app", json!({"vars": vars})))
         .unwrap();
