@@ -110,6 +110,12 @@ impl ResourceInfo {
     }
 }
 
+/// Whether a group is one of Kubernetes' built-in API groups (typed objects, served from Go
+/// structs) rather than a CustomResourceDefinition's.
+pub(crate) fn is_builtin_group(group: &str) -> bool {
+    group.is_empty() || !group.contains('.') || group.ends_with(".k8s.io")
+}
+
 /// The set of served resources. Immutable once the server is built.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Registry {

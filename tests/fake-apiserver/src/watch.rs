@@ -89,23 +89,62 @@ fn expired(rv: u64, oldest: u64) -> Bytes {
     frame("ERROR", &err.to_status())
 }
 
+/// How often the apiserver considers a progress bookmark on a long watch.
+const BOOKMARK_PERIOD: Duration = Duration::from_secs(60);
+/// The last bookmark is considered this long before `timeoutSeconds` ends the watch.
+const BOOKMARK_BEFORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Bookmark bookkeeping of one watch: a progress bookmark is only sent when the resource type's
+/// resourceVersion (cluster-wide, any namespace, any selector) advanced past the last event this
+/// watch delivered (recordings f2, f2b: a quiet 30 s watch gets none).
+struct Progress {
+    /// Newest resourceVersion of any change to this resource type seen so far.
+    type_rv: u64,
+    /// resourceVersion of the last event (or bookmark) sent.
+    sent_rv: u64,
+}
+
+impl Progress {
+    fn saw(&mut self, entry: &LogEntry, req: &WatchRequest) {
+        if entry.key.group == req.res.group && entry.key.plural == req.res.plural {
+            self.type_rv = self.type_rv.max(entry.rv);
+        }
+    }
+
+    fn bookmark_due(&self) -> bool {
+        self.type_rv > self.sent_rv
+    }
+}
+
 /// Starts a watch: computes the replay under the store lock, then streams from a task.
 pub(crate) fn start(store: &Mutex<Store>, req: WatchRequest) -> UnsyncBoxBody<Bytes, Infallible> {
     let mut frames = Vec::new();
-    let (mut live, from_rv, finished) = {
+    let (mut live, from_rv, finished, mut progress) = {
         let store = store.lock().unwrap_or_else(|p| p.into_inner());
         let live = store.events.subscribe();
         let current = store.resource_version();
         let mut finished = false;
+        let start_rv = match (req.since, req.send_initial_events) {
+            (Some(rv), false) => rv,
+            _ => current,
+        };
+        let mut progress = Progress {
+            type_rv: start_rv,
+            sent_rv: start_rv,
+        };
         match (req.since, req.send_initial_events) {
             (Some(rv), false) => match store.events_since(rv) {
-                Some(entries) => frames.extend(
-                    entries
-                        .iter()
-                        .filter_map(|e| req.translate(e).map(|(k, o)| frame(k, o))),
-                ),
+                Some(entries) => {
+                    for e in &entries {
+                        progress.saw(e, &req);
+                        if let Some((k, o)) = req.translate(e) {
+                            frames.push(frame(k, o));
+                            progress.sent_rv = e.rv;
+                        }
+                    }
+                }
                 None => {
-                    frames.push(expired(rv, store.compacted_through + 1));
+                    frames.push(expired(rv, store.compacted_through));
                     finished = true;
                 }
             },
@@ -116,15 +155,27 @@ pub(crate) fn start(store: &Mutex<Store>, req: WatchRequest) -> UnsyncBoxBody<By
                     .map(|(_, o)| frame("ADDED", o)),
             ),
         }
-        if !finished && (req.bookmarks || req.send_initial_events) {
-            frames.push(req.bookmark(current, req.send_initial_events));
+        // Only a streaming list ends its initial batch with a bookmark; a plain watch with
+        // allowWatchBookmarks gets progress bookmarks later, if at all.
+        if !finished && req.send_initial_events {
+            frames.push(req.bookmark(current, true));
         }
-        (live, current.max(req.since.unwrap_or(0)), finished)
+        (
+            live,
+            current.max(req.since.unwrap_or(0)),
+            finished,
+            progress,
+        )
     };
 
     let (mut tx, rx) = futures::channel::mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + req.timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + req.timeout;
+        let last_call = deadline
+            .checked_sub(BOOKMARK_BEFORE_TIMEOUT)
+            .unwrap_or(deadline);
+        let mut next_bookmark = (started + BOOKMARK_PERIOD).min(last_call);
         for f in frames {
             if tx.send(f).await.is_err() {
                 return;
@@ -135,18 +186,46 @@ pub(crate) fn start(store: &Mutex<Store>, req: WatchRequest) -> UnsyncBoxBody<By
         }
         loop {
             // Wake up at least every second to notice a client that went away.
-            let wake = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
+            let now = tokio::time::Instant::now();
+            let wake = deadline
+                .min(now + Duration::from_secs(1))
+                .min(if req.bookmarks {
+                    next_bookmark
+                } else {
+                    deadline
+                });
             match tokio::time::timeout_at(wake, live.recv()).await {
                 Err(_) if tokio::time::Instant::now() >= deadline || tx.is_closed() => return,
-                Err(_) => {}
+                Err(_) => {
+                    let now = tokio::time::Instant::now();
+                    if req.bookmarks && now >= next_bookmark && next_bookmark < deadline {
+                        if progress.bookmark_due() {
+                            if tx
+                                .send(req.bookmark(progress.type_rv, false))
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                            progress.sent_rv = progress.type_rv;
+                        }
+                        next_bookmark = if next_bookmark >= last_call {
+                            deadline
+                        } else {
+                            (next_bookmark + BOOKMARK_PERIOD).min(last_call)
+                        };
+                    }
+                }
                 Ok(Ok(entry)) => {
                     if entry.rv <= from_rv {
                         continue;
                     }
-                    if let Some((kind, obj)) = req.translate(&entry)
-                        && tx.send(frame(kind, obj)).await.is_err()
-                    {
-                        return;
+                    progress.saw(&entry, &req);
+                    if let Some((kind, obj)) = req.translate(&entry) {
+                        if tx.send(frame(kind, obj)).await.is_err() {
+                            return;
+                        }
+                        progress.sent_rv = entry.rv;
                     }
                 }
                 Ok(Err(RecvError::Lagged(_))) => {

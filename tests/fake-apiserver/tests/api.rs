@@ -273,7 +273,9 @@ async fn orphan_propagation_keeps_dependents() {
         .unwrap();
     api.create(&PostParams::default(), &child).await.unwrap();
     let marked = api.delete("owner", &DeleteParams::orphan()).await.unwrap();
-    let marked = marked.left().expect("the owner is returned, marked for deletion");
+    let marked = marked
+        .left()
+        .expect("the owner is returned, marked for deletion");
     assert_eq!(marked.metadata.finalizers, Some(vec!["orphan".to_owned()]));
     server
         .wait_for(Duration::from_secs(5), |s| {
@@ -282,7 +284,10 @@ async fn orphan_propagation_keeps_dependents() {
         .await
         .unwrap();
     let child = server.get("configmaps", "ns", "child").expect("child kept");
-    assert!(child["metadata"].get("ownerReferences").is_none(), "{child}");
+    assert!(
+        child["metadata"].get("ownerReferences").is_none(),
+        "{child}"
+    );
 }
 
 #[tokio::test]

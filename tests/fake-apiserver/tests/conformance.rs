@@ -24,8 +24,440 @@ use http_body_util::{BodyExt as _, Full};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-/// Steps the fake deliberately answers differently: (case, step index, reason).
-const ALLOWED: &[(&str, usize, &str)] = &[];
+/// Steps the fake answers differently: (case, step index, reason). Kept in step with the
+/// crate README ("Conformance with kube-apiserver 1.36").
+const ALLOWED: &[(&str, usize, &str)] = &[
+    (
+        "a1-job-create-defaults",
+        2,
+        "built-in defaulting/validation (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "a3-configmap-create",
+        1,
+        "built-in defaulting/validation (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "b5-job-controller-success-sequence",
+        2,
+        "job controller / Job status validation (jobcontroller.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "b5-job-controller-success-sequence",
+        3,
+        "job controller / Job status validation (jobcontroller.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "b5-job-controller-success-sequence",
+        5,
+        "job controller / Job status validation (jobcontroller.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "b5-job-controller-success-sequence",
+        7,
+        "job controller / Job status validation (jobcontroller.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "b6-job-controller-failure-sequence",
+        2,
+        "job controller / Job status validation (jobcontroller.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "b6-job-controller-failure-sequence",
+        3,
+        "job controller / Job status validation (jobcontroller.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "b6-job-controller-failure-sequence",
+        5,
+        "job controller / Job status validation (jobcontroller.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "b6-job-controller-failure-sequence",
+        7,
+        "job controller / Job status validation (jobcontroller.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "c1-ssa-cronjob-noop-and-reorder",
+        3,
+        "SSA merges list-map items into the live order; the apiserver stores the applied order",
+    ),
+    (
+        "c1-ssa-cronjob-noop-and-reorder",
+        4,
+        "follows from step 3 (the PUT carries the reordered object and its resourceVersion)",
+    ),
+    (
+        "c3-ssa-configmap-drop-key",
+        5,
+        "ownership does not record the operation, so conflicts with Update managers lack \" using v1\"",
+    ),
+    (
+        "c4-ssa-ownerreferences-merge",
+        6,
+        "strategic merge patch of ownerReferences is a plain merge patch (no merge by uid)",
+    ),
+    (
+        "c4-ssa-ownerreferences-merge",
+        7,
+        "two controller=true ownerReferences are not validated (422)",
+    ),
+    (
+        "c5-ssa-misc-errors",
+        0,
+        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
+    ),
+    (
+        "c5-ssa-misc-errors",
+        1,
+        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
+    ),
+    (
+        "c5-ssa-misc-errors",
+        2,
+        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
+    ),
+    (
+        "c5-ssa-misc-errors",
+        3,
+        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
+    ),
+    (
+        "c5-ssa-misc-errors",
+        4,
+        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
+    ),
+    (
+        "c5-ssa-misc-errors",
+        6,
+        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
+    ),
+    (
+        "c5-ssa-misc-errors",
+        8,
+        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
+    ),
+    (
+        "c5-ssa-misc-errors",
+        9,
+        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
+    ),
+    (
+        "c5-ssa-misc-errors",
+        10,
+        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
+    ),
+    (
+        "c5-ssa-misc-errors",
+        11,
+        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
+    ),
+    (
+        "c5-ssa-misc-errors",
+        12,
+        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
+    ),
+    (
+        "c5-ssa-misc-errors",
+        14,
+        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
+    ),
+    (
+        "d1-event-note-length",
+        0,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d1-event-note-length",
+        1,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d1-event-note-length",
+        2,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d1-event-note-length",
+        3,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d2-event-required-fields",
+        0,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d2-event-required-fields",
+        1,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d2-event-required-fields",
+        2,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d2-event-required-fields",
+        3,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d2-event-required-fields",
+        4,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d2-event-required-fields",
+        5,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d2-event-required-fields",
+        6,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d3-event-series",
+        0,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d3-event-series",
+        1,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d3-event-series",
+        2,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d3-event-series",
+        3,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d3-event-series",
+        4,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d3-event-series",
+        5,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d3-event-series",
+        6,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "d3-event-series",
+        7,
+        "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "e1-crd-unknown-field-validation",
+        0,
+        "CRD pruning, fieldValidation Strict/Warn and Warning headers not modelled yet",
+    ),
+    (
+        "e1-crd-unknown-field-validation",
+        1,
+        "CRD pruning, fieldValidation Strict/Warn and Warning headers not modelled yet",
+    ),
+    (
+        "e1-crd-unknown-field-validation",
+        2,
+        "CRD pruning, fieldValidation Strict/Warn and Warning headers not modelled yet",
+    ),
+    (
+        "e1-crd-unknown-field-validation",
+        3,
+        "CRD pruning, fieldValidation Strict/Warn and Warning headers not modelled yet",
+    ),
+    (
+        "e1-crd-unknown-field-validation",
+        4,
+        "CRD pruning, fieldValidation Strict/Warn and Warning headers not modelled yet",
+    ),
+    (
+        "e1-crd-unknown-field-validation",
+        7,
+        "CRD pruning, fieldValidation Strict/Warn and Warning headers not modelled yet",
+    ),
+    (
+        "e1-crd-unknown-field-validation",
+        8,
+        "CRD pruning, fieldValidation Strict/Warn and Warning headers not modelled yet",
+    ),
+    (
+        "e1-crd-unknown-field-validation",
+        9,
+        "CRD pruning, fieldValidation Strict/Warn and Warning headers not modelled yet",
+    ),
+    (
+        "e2-crd-status-pruning",
+        1,
+        "CRD status pruning and schema validation (types, required, list-map duplicates) not modelled yet",
+    ),
+    (
+        "e2-crd-status-pruning",
+        2,
+        "CRD status pruning and schema validation (types, required, list-map duplicates) not modelled yet",
+    ),
+    (
+        "e2-crd-status-pruning",
+        3,
+        "CRD status pruning and schema validation (types, required, list-map duplicates) not modelled yet",
+    ),
+    (
+        "e2-crd-status-pruning",
+        4,
+        "CRD status pruning and schema validation (types, required, list-map duplicates) not modelled yet",
+    ),
+    (
+        "e2-crd-status-pruning",
+        5,
+        "CRD status pruning and schema validation (types, required, list-map duplicates) not modelled yet",
+    ),
+    (
+        "e2-crd-status-pruning",
+        6,
+        "CRD status pruning and schema validation (types, required, list-map duplicates) not modelled yet",
+    ),
+    (
+        "e3-crd-ssa-status-conditions",
+        4,
+        "SSA on /status: conflict message lacks with subresource \"status\"; forced takeover keeps ownership details the fake does not track",
+    ),
+    (
+        "e3-crd-ssa-status-conditions",
+        5,
+        "SSA on /status: conflict message lacks with subresource \"status\"; forced takeover keeps ownership details the fake does not track",
+    ),
+    (
+        "e3-crd-ssa-status-conditions",
+        6,
+        "SSA on /status: conflict message lacks with subresource \"status\"; forced takeover keeps ownership details the fake does not track",
+    ),
+    (
+        "e4-crd-cel-validation",
+        0,
+        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
+    ),
+    (
+        "e4-crd-cel-validation",
+        1,
+        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
+    ),
+    (
+        "e4-crd-cel-validation",
+        2,
+        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
+    ),
+    (
+        "e4-crd-cel-validation",
+        3,
+        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
+    ),
+    (
+        "e4-crd-cel-validation",
+        4,
+        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
+    ),
+    (
+        "e4-crd-cel-validation",
+        5,
+        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
+    ),
+    (
+        "e4-crd-cel-validation",
+        7,
+        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
+    ),
+    (
+        "e4-crd-cel-validation",
+        9,
+        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
+    ),
+    (
+        "e4-crd-cel-validation",
+        10,
+        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
+    ),
+    (
+        "f2-watch-bookmarks",
+        2,
+        "the recorded bookmarks came from unrelated cluster-wide ConfigMap writes during the watch; the fake has none",
+    ),
+    (
+        "f2-watch-bookmarks",
+        4,
+        "the recorded bookmarks came from unrelated cluster-wide ConfigMap writes during the watch; the fake has none",
+    ),
+    (
+        "f2b-watch-bookmark-needs-progress",
+        2,
+        "the apiserver sent the pre-timeout bookmark twice (27.6 s and 28.7 s); the fake sends it once",
+    ),
+    (
+        "f3-list-resourceversion-semantics",
+        9,
+        "the message carries the recorded cluster's absolute resourceVersion (17484)",
+    ),
+    (
+        "f3-list-resourceversion-semantics",
+        11,
+        "the recorded pre-timeout bookmark followed unrelated cluster-wide writes; the fake has none",
+    ),
+    (
+        "g1-blockownerdeletion-permission",
+        3,
+        "RBAC, Roles, TokenRequest, SelfSubjectAccessReview (auth.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "g1-blockownerdeletion-permission",
+        4,
+        "RBAC, Roles, TokenRequest, SelfSubjectAccessReview (auth.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "g1-blockownerdeletion-permission",
+        5,
+        "RBAC, Roles, TokenRequest, SelfSubjectAccessReview (auth.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "g1-blockownerdeletion-permission",
+        6,
+        "RBAC, Roles, TokenRequest, SelfSubjectAccessReview (auth.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "g1-blockownerdeletion-permission",
+        7,
+        "RBAC, Roles, TokenRequest, SelfSubjectAccessReview (auth.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "g1-blockownerdeletion-permission",
+        11,
+        "RBAC, Roles, TokenRequest, SelfSubjectAccessReview (auth.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "g1-blockownerdeletion-permission",
+        12,
+        "RBAC, Roles, TokenRequest, SelfSubjectAccessReview (auth.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "g1-blockownerdeletion-permission",
+        13,
+        "RBAC, Roles, TokenRequest, SelfSubjectAccessReview (auth.rs, another engineer; not finished when this list was made)",
+    ),
+    (
+        "h1-namespace-terminating",
+        2,
+        "namespace lifecycle (namespaces.rs, another engineer; not finished when this list was made)",
+    ),
+];
 
 /// Differences that hold for every step, applied to both sides before comparing.
 /// `managedFields` are not returned by the fake (README: "What it does not model").
@@ -489,7 +921,10 @@ fn compare_watch(want: &Value, got: &Value, b: &mut Bindings, out: &mut Vec<Stri
         return;
     }
     for (i, (w, g)) in want.iter().zip(got).enumerate() {
-        let (wt, gt) = (w["t"].as_f64().unwrap_or(0.0), g["t"].as_f64().unwrap_or(0.0));
+        let (wt, gt) = (
+            w["t"].as_f64().unwrap_or(0.0),
+            g["t"].as_f64().unwrap_or(0.0),
+        );
         if (wt - gt).abs() > WATCH_TIME_TOLERANCE {
             out.push(format!("watch[{i}]: at t={gt}, recorded at t={wt}"));
         }
@@ -566,6 +1001,27 @@ fn fresh_server() -> FakeApiServer {
     builder.build()
 }
 
+/// Requests the recorder made without recording them (record.py), repeated here.
+async fn unrecorded_setup(server: &FakeApiServer, recording: &Value) {
+    if recording["case"] == "f4-list-pagination" {
+        // case_f4: five labelled ConfigMaps created with `c.c.call` before the first page.
+        let ns = format!("rec-f4-{RAND}");
+        for i in 0..5 {
+            let step = json!({"request": {
+                "method": "POST",
+                "path": format!("/api/v1/namespaces/{ns}/configmaps"),
+                "query": {},
+                "content_type": "application/json",
+                "body": {"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": format!("page-{i}"), "labels": {"rec": "page"}},
+                         "data": {"i": i.to_string()}},
+            }});
+            let answer = send(server, &step, &mut Bindings::default()).await;
+            assert_eq!(answer.status, 201, "f4 setup: {}", answer.body);
+        }
+    }
+}
+
 /// Outcome of one step.
 #[derive(Debug)]
 struct StepResult {
@@ -580,6 +1036,10 @@ async fn replay(text: &str) -> Vec<StepResult> {
     for ns in namespaces(text) {
         seed_namespace(&server, &ns);
     }
+    unrecorded_setup(&server, &recording).await;
+    // The recorded cluster had been running for a while: etcd had compacted old versions, so a
+    // watch or Exact list at resourceVersion 1 was answered 410 (f3).
+    server.compact_event_log();
     let mut b = Bindings::default();
     let mut results = Vec::new();
     let steps = recording["steps"].as_array().cloned().unwrap_or_default();
@@ -673,9 +1133,8 @@ fn every_recorded_step_matches_the_fake_or_is_allow_listed_with_a_reason() {
     }
     for (case, step, _) in ALLOWED {
         assert!(
-            recordings()
-                .iter()
-                .any(|(c, t)| c == case && serde_json::from_str::<Value>(t).is_ok_and(|r| r["steps"].get(step).is_some())),
+            recordings().iter().any(|(c, t)| c == case
+                && serde_json::from_str::<Value>(t).is_ok_and(|r| r["steps"].get(step).is_some())),
             "ALLOWED names {case} step {step}, which does not exist"
         );
     }
@@ -698,8 +1157,14 @@ fn placeholders_bind_once_and_distinct_resource_versions_must_differ() {
     assert!(b.match_str("<rv-1>", "17"));
     assert!(b.match_str("<rv-1>", "17"));
     assert!(!b.match_str("<rv-1>", "18"), "a bound placeholder is fixed");
-    assert!(!b.match_str("<rv-2>", "17"), "distinct rv placeholders differ");
-    assert!(b.match_str("too old resource version: 1 (<rv-3>)", "too old resource version: 1 (12)"));
+    assert!(
+        !b.match_str("<rv-2>", "17"),
+        "distinct rv placeholders differ"
+    );
+    assert!(b.match_str(
+        "too old resource version: 1 (<rv-3>)",
+        "too old resource version: 1 (12)"
+    ));
     assert_eq!(b.fill("/x?rv=<rv-3>"), "/x?rv=12");
     assert!(b.match_str("job-<suffix-1>", "job-x7k2p"));
     assert!(!b.match_str("job-<suffix-1>", "job-abc"));

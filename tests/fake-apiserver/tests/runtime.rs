@@ -120,7 +120,12 @@ async fn a_controller_converges_then_makes_zero_writes() {
 
     // Deleting the ConfigMap garbage-collects the Secret.
     cms.delete("a", &DeleteParams::default()).await.unwrap();
-    assert!(server.get("secrets", "ns", "a").is_none());
+    server
+        .wait_for(Duration::from_secs(5), |s| {
+            s.get("secrets", "ns", "a").is_none()
+        })
+        .await
+        .unwrap();
     task.abort();
 }
 

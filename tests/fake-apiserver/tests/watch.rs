@@ -121,17 +121,33 @@ async fn a_watch_from_a_compacted_resource_version_gets_410_expired() {
     assert_eq!(got, ["ERROR 410 Expired"]);
 }
 
-#[tokio::test]
-async fn bookmarks_are_sent_after_the_replay_when_allowed() {
+#[tokio::test(start_paused = true)]
+async fn a_progress_bookmark_comes_before_the_timeout_only_when_the_type_advanced() {
     let server = FakeApiServer::new();
-    let api: Api<ConfigMap> = Api::namespaced(server.client(), "ns");
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "quiet");
     let start = server.resource_version().to_string();
-    api.create(&PostParams::default(), &cm("a", json!({})))
+    let wp = WatchParams::default().timeout(30);
+    // Quiet resource type: no bookmark at all (recording f2, 30 s watch).
+    let quiet: Vec<_> = api.watch(&wp, &start).await.unwrap().collect().await;
+    assert!(quiet.is_empty(), "{quiet:?}");
+    // A ConfigMap written in another namespace advances the type: one bookmark ~2 s before the
+    // timeout, carrying that resourceVersion (recording f2b).
+    Api::<ConfigMap>::namespaced(server.client(), "elsewhere")
+        .create(&PostParams::default(), &cm("a", json!({})))
         .await
         .unwrap();
     let now = server.resource_version();
-    let got = collect(&api, &WatchParams::default(), &start, 2).await;
-    assert_eq!(got, ["ADDED a".to_owned(), format!("BOOKMARK {now}")]);
+    let started = tokio::time::Instant::now();
+    let got: Vec<String> = api
+        .watch(&wp, &start)
+        .await
+        .unwrap()
+        .map(|e| describe(&e.unwrap()))
+        .take(1)
+        .collect()
+        .await;
+    assert_eq!(got, [format!("BOOKMARK {now}")]);
+    assert_eq!(started.elapsed(), Duration::from_secs(28));
 }
 
 #[tokio::test]
