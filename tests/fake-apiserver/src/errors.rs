@@ -65,6 +65,30 @@ impl ApiError {
         .with_details(plural, name)
     }
 
+    /// 422 with explicit `details` (group/kind/causes as the apiserver reports them).
+    pub(crate) fn invalid_with_details(message: String, details: Value) -> Self {
+        let mut err = Self::new(422, "Invalid", message);
+        err.details = Some(details);
+        err
+    }
+
+    /// 504 `Timeout` with explicit `details`.
+    pub(crate) fn timeout_with_details(message: String, details: Value) -> Self {
+        let mut err = Self::new(504, "Timeout", message);
+        err.details = Some(details);
+        err
+    }
+
+    /// 409 for a failed DELETE precondition; the apiserver names the Kind here, not the plural.
+    pub(crate) fn precondition_failed(kind: &str, name: &str, why: String) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {kind} \"{name}\": {why}"),
+        )
+        .with_details(kind, name)
+    }
+
     /// 409 on a server-side apply that would take fields owned by other managers.
     pub(crate) fn apply_conflict(plural: &str, name: &str, conflicts: &[(String, String)]) -> Self {
         let lines: Vec<String> = conflicts
@@ -74,7 +98,7 @@ impl ApiError {
         let causes: Vec<Value> = conflicts
             .iter()
             .map(|(manager, field)| {
-                json!({"type": "FieldManagerConflict", "message": format!("conflict with \"{manager}\""), "field": field})
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{manager}\""), "field": field})
             })
             .collect();
         let mut err = Self::new(
@@ -87,7 +111,9 @@ impl ApiError {
                 lines.join("\n")
             ),
         );
-        err.details = Some(json!({"name": name, "kind": plural, "causes": causes}));
+        // The apiserver's apply conflicts carry only the causes (recordings c2, c3, e3).
+        let _ = (plural, name);
+        err.details = Some(json!({"causes": causes}));
         err
     }
 
