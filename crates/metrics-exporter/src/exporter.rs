@@ -9,6 +9,7 @@
 use crd_types::constants::{condition_types, labels};
 use crd_types::schedule::{self, Schedule};
 use crd_types::{ActionPhase, RequestedBackupAction, ScheduledBackup};
+use futures::FutureExt as _;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::ResourceExt;
@@ -251,6 +252,10 @@ pub fn scheduled_backup_values(
 #[derive(Default)]
 struct ActionCounter {
     counted: HashSet<String>,
+    /// `(namespace, action)` pairs whose series exist.
+    series: HashSet<(String, String)>,
+    /// The first scrape after the action cache synced has counted the existing actions.
+    seeded: bool,
 }
 
 /// Source of "now"; tests pin it.
@@ -390,6 +395,15 @@ impl BackupCollector {
         let running = running_gauge();
         let actions = self.stores.actions.state();
         let mut counter = self.counter.lock().unwrap_or_else(|e| e.into_inner());
+        // Until the cache has synced, and at the first scrape after, every finished action is an old one: it is
+        // counted at once, so that a restart does not look like a burst of new failures.
+        let seeding = !counter.seeded;
+        counter.seeded = self
+            .stores
+            .actions
+            .wait_until_ready()
+            .now_or_never()
+            .is_some_and(|r| r.is_ok());
         let mut present = HashSet::with_capacity(actions.len());
         let mut namespaces: BTreeMap<String, i64> = BTreeMap::new();
         for rba in &actions {
@@ -400,6 +414,7 @@ impl BackupCollector {
             for result in ["succeeded", "failed"] {
                 self.actions_total.with_label_values(&[&ns, action, result]);
             }
+            let new_series = counter.series.insert((ns.clone(), action.to_owned()));
             let phase = rba.status.as_ref().and_then(|s| s.phase);
             *namespaces.entry(ns.clone()).or_default() +=
                 i64::from(phase == Some(ActionPhase::Running));
@@ -412,6 +427,12 @@ impl BackupCollector {
                 Some(ActionPhase::Failed) => "failed",
                 _ => continue,
             };
+            // A series' first sample is invisible to increase(): an action finished before this scrape, in a
+            // namespace without series for its kind yet, would never fire BackupActionFailed. Expose the 0 now
+            // and count the action at the next scrape.
+            if new_series && !seeding {
+                continue;
+            }
             if counter.counted.insert(uid) {
                 self.actions_total
                     .with_label_values(&[&ns, action, result])
@@ -1053,6 +1074,48 @@ mod tests {
             fixed("2025-01-10T12:00:00Z"),
         ));
         assert!(scrape().samples.is_empty());
+    }
+
+    #[test]
+    fn an_action_finished_before_its_first_scrape_is_counted_one_scrape_after_its_series_appear_at_zero()
+     {
+        let mut f = Fixture::new();
+        let (_r, scrape) = scrape(BackupCollector::with_clock(
+            f.stores(),
+            HOUR,
+            fixed("2025-01-10T12:00:00Z"),
+        ));
+        let failed = |e: &Exposition, ns: &str| {
+            e.value(
+                ACTIONS_TOTAL,
+                &[
+                    ("namespace", ns),
+                    ("action", "restore"),
+                    ("result", "failed"),
+                ],
+            )
+        };
+        // The exporter starts with an old failed action: the first scrape after the sync counts it at once.
+        f.rbas.apply_watcher_event(&Event::Init);
+        f.rbas.apply_watcher_event(&Event::InitApply(rba(
+            "old",
+            "r0",
+            "restore",
+            Some("Failed"),
+        )));
+        f.rbas.apply_watcher_event(&Event::InitDone);
+        assert_eq!(failed(&scrape(), "old"), Some(1.0));
+        // Later, a namespace's first restore fails before the next scrape: 0 first, then 1, so that
+        // increase() (and BackupActionFailed) sees the failure.
+        f.rbas
+            .apply_watcher_event(&Event::Apply(rba("n", "r1", "restore", Some("Failed"))));
+        assert_eq!(failed(&scrape(), "n"), Some(0.0));
+        assert_eq!(failed(&scrape(), "n"), Some(1.0));
+        assert_eq!(failed(&scrape(), "n"), Some(1.0));
+        // Once the series exist, a new failure counts at the scrape that sees it.
+        f.rbas
+            .apply_watcher_event(&Event::Apply(rba("n", "r2", "restore", Some("Failed"))));
+        assert_eq!(failed(&scrape(), "n"), Some(2.0));
     }
 
     #[test]
