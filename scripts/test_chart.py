@@ -50,6 +50,7 @@ EXPECTED_CLUSTER_RULES = {
     "scheduled-controller": rules(
         ("riotkit.org", "scheduledbackups", READ),
         ("riotkit.org", "scheduledbackups/status", {P}),
+        ("riotkit.org", "scheduledbackups/finalizers", {"update"}),
         ("riotkit.org", "clusterbackupproceduretemplates", READ),
         ("", ["secrets", "configmaps"], READ | {C, P, D}),
         ("batch", "cronjobs", READ | {C, P, D}),
@@ -59,6 +60,7 @@ EXPECTED_CLUSTER_RULES = {
     "action-controller": rules(
         ("riotkit.org", "requestedbackupactions", READ),
         ("riotkit.org", "requestedbackupactions/status", {P}),
+        ("riotkit.org", "requestedbackupactions/finalizers", {"update"}),
         ("riotkit.org", ["scheduledbackups", "clusterbackupproceduretemplates"], READ),
         ("", "secrets", READ),
         ("batch", "jobs", READ | {C}),
@@ -210,11 +212,18 @@ class Rbac(unittest.TestCase):
                     self.assertNotIn(f"{RELEASE}-{name}-cluster-scoped", crb_names)
                 self.assertIn("--namespace=team-a", container(docs, name)["args"])
 
-    def test_no_controller_may_update_or_touch_finalizers(self):
+    def test_update_is_granted_only_on_the_finalizers_of_the_owners_of_created_children(self):
+        # OwnerReferencesPermissionEnforcement (OpenShift enables it): creating a child whose ownerReference has
+        # blockOwnerDeletion needs `update` on the owner's finalizers subresource. Nothing else may be updated.
+        owners = {
+            "scheduled-controller": {("riotkit.org", "scheduledbackups/finalizers", "update")},
+            "action-controller": {("riotkit.org", "requestedbackupactions/finalizers", "update")},
+        }
         for name in CONTROLLERS:
             triples = rule_triples(named(render(), "ClusterRole", f"{RELEASE}-{name}"))
-            self.assertFalse({t for t in triples if t[2] in {"update", "deletecollection", "escalate", "bind"}}, name)
-            self.assertFalse({t for t in triples if t[1].endswith("/finalizers")}, name)
+            self.assertFalse({t for t in triples if t[2] in {"deletecollection", "escalate", "bind"}}, name)
+            self.assertEqual({t for t in triples if t[2] == "update"}, owners.get(name, set()), name)
+            self.assertEqual({t for t in triples if t[1].endswith("/finalizers")}, owners.get(name, set()), name)
 
     def test_aggregated_roles_grant_exactly_the_documented_verbs(self):
         docs = render()
