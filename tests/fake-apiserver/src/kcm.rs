@@ -5,11 +5,13 @@
 //! runtime (building a server needs none), resyncs everything on start and after missing
 //! events, and stops with the server.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use tokio::sync::broadcast::{Receiver, error::RecvError, error::TryRecvError};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::jobcontroller;
 use crate::namespaces;
@@ -113,8 +115,23 @@ impl Dirty {
     }
 }
 
-/// One round over what changed; returns the earliest Job deadline to wake up for.
-fn reconcile(store: &mut Store, dirty: Dirty) -> Option<jiff::Timestamp> {
+/// How long a Namespace stays `Terminating` before the namespace controller empties it: the
+/// real one takes seconds, and clients must be able to see (and be refused by) the
+/// `Terminating` phase first (recording h1).
+const NAMESPACE_DELAY: Duration = Duration::from_millis(200);
+
+fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+/// One round over what changed; returns when to look again without a new event (a Job's
+/// deadline, a Namespace's turn). `terminating` remembers when each Namespace was first seen
+/// terminating.
+fn reconcile(
+    store: &mut Store,
+    dirty: Dirty,
+    terminating: &mut HashMap<String, Instant>,
+) -> Option<Instant> {
     let Dirty {
         all,
         mut jobs,
@@ -138,42 +155,51 @@ fn reconcile(store: &mut Store, dirty: Dirty) -> Option<jiff::Timestamp> {
             }
         }
     }
-    let mut deadline = None;
+    let mut wake = None;
+    let now = Instant::now();
     if store.options.job_controller {
         for (ns, name) in &jobs {
             if let Some(d) = jobcontroller::sync_job(store, ns, name) {
-                deadline = Some(deadline.map_or(d, |cur: jiff::Timestamp| cur.min(d)));
+                let wait = jiff::Timestamp::now().duration_until(d);
+                let wait = if wait.is_negative() {
+                    Duration::ZERO
+                } else {
+                    wait.unsigned_abs()
+                };
+                wake = earliest(wake, now + wait);
             }
         }
         for (ns, name) in &cronjobs {
             jobcontroller::sync_cronjob(store, ns, name);
         }
     }
+    namespaces.extend(terminating.keys().cloned());
     for name in &namespaces {
-        namespaces::sync(store, name);
+        if !namespaces::is_terminating(store, name) {
+            terminating.remove(name);
+            continue;
+        }
+        let due = *terminating.entry(name.clone()).or_insert(now) + NAMESPACE_DELAY;
+        if now >= due {
+            namespaces::sync(store, name);
+        } else {
+            wake = earliest(wake, due);
+        }
     }
-    deadline
+    wake
 }
 
 async fn run(store: Weak<Mutex<Store>>, mut events: Receiver<Arc<LogEntry>>) {
     let mut dirty = Dirty::everything();
+    let mut terminating = HashMap::new();
     loop {
-        let deadline = {
+        let wake = {
             let Some(store) = store.upgrade() else {
                 return;
             };
             let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
-            reconcile(&mut guard, std::mem::take(&mut dirty))
+            reconcile(&mut guard, std::mem::take(&mut dirty), &mut terminating)
         };
-        let wake = deadline.map(|d| {
-            let wait = jiff::Timestamp::now().duration_until(d);
-            let wait = if wait.is_negative() {
-                std::time::Duration::ZERO
-            } else {
-                wait.unsigned_abs()
-            };
-            tokio::time::Instant::now() + wait
-        });
         let first = match wake {
             Some(at) => tokio::select! {
                 event = events.recv() => Some(event),

@@ -108,6 +108,13 @@ fn condition(kind: &str, status: &str, reason: &str, message: &str) -> Value {
     json!({"type": kind, "status": status, "reason": reason, "message": message})
 }
 
+/// Whether Namespace `name` exists and is being deleted.
+pub(crate) fn is_terminating(store: &Store, name: &str) -> bool {
+    namespace_key(store, name)
+        .and_then(|(_, key)| store.get(&key).map(terminating))
+        .unwrap_or(false)
+}
+
 /// The namespace controller, for one Namespace: deletes its content and removes it once empty;
 /// while finalizers hold content back, reports that in the status conditions.
 pub(crate) fn sync(store: &mut Store, name: &str) {

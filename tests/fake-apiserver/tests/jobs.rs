@@ -367,3 +367,24 @@ async fn deleting_a_job_releases_and_garbage_collects_its_pods() {
         .await
         .unwrap();
 }
+
+#[test]
+fn the_replay_comparison_notices_a_changed_value_and_a_reused_resource_version() {
+    let rec = Recording::load("a1-job-create-defaults");
+    let recorded = rec.response(0)["body"].clone();
+    let text = serde_json::to_string(&recorded)
+        .unwrap()
+        .replace("<uid-1>", "u-1")
+        .replace("<rv-1>", "7")
+        .replace("<time-1>", "2026-01-01T00:00:00Z")
+        .replace("<rand>", recorded::RAND);
+    let mut actual: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(Bindings::default().compare(&recorded, &actual), Vec::<String>::new());
+    actual["spec"]["backoffLimit"] = json!(5);
+    let diff = Bindings::default().compare(&recorded, &actual);
+    assert_eq!(diff.len(), 1);
+    assert!(diff[0].starts_with(".spec.backoffLimit"), "{diff:?}");
+    let mut b = Bindings::default();
+    assert_eq!(b.compare(&json!(["<rv-1>", "<rv-2>"]), &json!(["7", "7"])).len(), 1);
+    assert_eq!(b.compare(&json!("<rv-1>"), &json!("8")).len(), 1, "rv-1 is bound to 7");
+}

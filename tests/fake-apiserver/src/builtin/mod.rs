@@ -24,6 +24,8 @@ use field::FieldError;
 pub(crate) struct Write<'a> {
     pub(crate) res: &'a ResourceInfo,
     pub(crate) name: &'a str,
+    /// Empty for cluster-scoped types.
+    pub(crate) namespace: &'a str,
     /// Set on create (the selector of a new Job is generated from it).
     pub(crate) uid: &'a str,
     /// The stored object; `None` on create.
@@ -41,15 +43,15 @@ impl Write<'_> {
     }
 
     fn reject(&self, errors: Vec<FieldError>) -> Result<(), ApiError> {
+        self.reject_as(&self.res.group, errors)
+    }
+
+    /// Errors named after the internal type's group (both Event APIs validate core Events).
+    fn reject_as(&self, group: &str, errors: Vec<FieldError>) -> Result<(), ApiError> {
         if !self.validate || errors.is_empty() {
             return Ok(());
         }
-        Err(field::invalid(
-            &self.res.group,
-            &self.res.kind,
-            self.name,
-            &errors,
-        ))
+        Err(field::invalid(group, &self.res.kind, self.name, &errors))
     }
 }
 
@@ -86,7 +88,9 @@ pub(crate) fn admit(w: &Write<'_>, obj: &mut Value) -> Result<(), ApiError> {
         (group @ ("" | "events.k8s.io"), "events") => {
             let events_api = !group.is_empty();
             events::default_event(obj, events_api);
-            w.reject(events::validate(obj, w.old, events_api))
+            // Validation reads the namespace the object is about to be stored in.
+            obj["metadata"]["namespace"] = json!(w.namespace);
+            w.reject_as("", events::validate(obj, w.old, events_api))
         }
         ("", "namespaces") => {
             admit_namespace(w, obj);
