@@ -1,7 +1,8 @@
 //! A small parser for the Prometheus text exposition format (0.0.4).
 //!
-//! `promtool` is not available in CI, so tests (ours and other crates') check scrapes by parsing
-//! them with this: metric names, `# TYPE` lines, label sets and values.
+//! Unit tests (ours and other crates') check scrapes by parsing them with this: metric names, `# TYPE` lines,
+//! label sets and values. `promtool check metrics` lints real scrapes in tests/e2e/tests/prometheus.rs when
+//! Prometheus is installed (scripts/prometheus-check.sh installs it).
 
 use std::collections::BTreeMap;
 

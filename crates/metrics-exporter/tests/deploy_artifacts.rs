@@ -1,7 +1,8 @@
 //! The shipped PrometheusRule, Grafana dashboard and docs/metrics.md only use metrics that exist:
 //! every metric name in every PromQL expression must appear in a real scrape of the controller
-//! families plus the exporter's collector (K8up shipped rules that could never fire; this guards
-//! against that class of bug without promtool).
+//! families plus the exporter's collector (K8up shipped rules that could never fire). This is the fast,
+//! dependency-free guard; promtool unit tests of every alert (scripts/prometheus-check.sh) and a real
+//! Prometheus (tests/e2e/tests/prometheus.rs) check what the expressions do.
 
 use controller_runtime::metrics::ControllerMetrics;
 use kube::runtime::reflector::store::Writer;
