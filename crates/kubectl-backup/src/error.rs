@@ -141,21 +141,21 @@ impl Error {
         }
     }
 
-    /// Wraps a client error with what was being done, recognising RBAC refusals and field conflicts.
+    /// Wraps a client error with what was being done, recognising RBAC refusals.
     ///
     /// `verb` and `resource` describe the request, and are used when the server's message does not name them.
     pub fn api(source: kube::Error, what: impl Into<String>, verb: &str, resource: &str) -> Error {
-        if let kube::Error::Api(status) = &source {
-            if status.code == 403 {
-                let (verb, resource, scope) = parse_forbidden(&status.message)
-                    .unwrap_or_else(|| (verb.to_string(), resource.to_string(), String::new()));
-                return Error::Forbidden {
-                    verb,
-                    resource,
-                    scope,
-                    detail: status.message.clone(),
-                };
-            }
+        if let kube::Error::Api(status) = &source
+            && status.code == 403
+        {
+            let (verb, resource, scope) = parse_forbidden(&status.message)
+                .unwrap_or_else(|| (verb.to_string(), resource.to_string(), String::new()));
+            return Error::Forbidden {
+                verb,
+                resource,
+                scope,
+                detail: status.message.clone(),
+            };
         }
         Error::Api {
             what: what.into(),

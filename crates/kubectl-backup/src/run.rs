@@ -253,10 +253,11 @@ impl Progress {
     }
 }
 
+/// One change seen by the watches (boxed: objects are large and sizes differ a lot).
 enum Update {
-    Action(watcher::Event<RequestedBackupAction>),
-    Job(watcher::Event<Job>),
-    Pod(watcher::Event<Pod>),
+    Action(Box<watcher::Event<RequestedBackupAction>>),
+    Job(Box<watcher::Event<Job>>),
+    Pod(Box<watcher::Event<Pod>>),
     /// The action cannot be watched: fatal.
     ActionError(watcher::Error),
     /// Jobs or Pods cannot be watched (e.g. RBAC): the phase alone still tells the outcome.
@@ -295,21 +296,21 @@ pub async fn follow(
     let mut updates: SelectAll<BoxStream<'static, Update>> = SelectAll::new();
     updates.push(
         watcher(actions, by_name)
-            .map_ok(Update::Action)
+            .map_ok(|e| Update::Action(Box::new(e)))
             .map(|r| r.unwrap_or_else(Update::ActionError))
             .boxed(),
     );
     updates.push(
         watcher(jobs, by_label.clone())
             .default_backoff()
-            .map_ok(Update::Job)
+            .map_ok(|e| Update::Job(Box::new(e)))
             .map(|r| r.unwrap_or(Update::Unavailable("Jobs")))
             .boxed(),
     );
     updates.push(
         watcher(pods, by_label)
             .default_backoff()
-            .map_ok(Update::Pod)
+            .map_ok(|e| Update::Pod(Box::new(e)))
             .map(|r| r.unwrap_or(Update::Unavailable("Pods")))
             .boxed(),
     );
@@ -349,7 +350,7 @@ pub async fn follow(
             update = updates.next() => match update {
                 None => return Err(Error::ActionDeleted { action: label }),
                 Some(Update::Action(event)) => {
-                    match event {
+                    match *event {
                         watcher::Event::Apply(a) | watcher::Event::InitApply(a) => progress.action = Some(a),
                         watcher::Event::Delete(_) => {
                             clear_line(out, &style)?;
@@ -363,8 +364,8 @@ pub async fn follow(
                         return Err(Error::ActionDeleted { action: label });
                     }
                 }
-                Some(Update::Job(event)) => apply(&mut progress.jobs, event),
-                Some(Update::Pod(event)) => apply(&mut progress.pods, event),
+                Some(Update::Job(event)) => apply(&mut progress.jobs, *event),
+                Some(Update::Pod(event)) => apply(&mut progress.pods, *event),
                 Some(Update::ActionError(e)) => {
                     if let watcher::Error::InitialListFailed(source)
                     | watcher::Error::WatchStartFailed(source)

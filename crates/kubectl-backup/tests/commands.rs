@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use fake_apiserver::testing::{Outcome, finish_job_pod};
 use http::Method;
 use kubectl_backup::cli::{LogsArgs, OutputFormat, RunArgs, StatusArgs, SuspendArgs};
 use kubectl_backup::{Error, Session, Style, Target};
@@ -326,19 +327,40 @@ async fn start_waiting(
     (out, task, name)
 }
 
-/// What the action-controller and the Job controller would do: a Job and a Pod for the action.
-fn executor(c: &TestCluster, action: &str, pod_status: Value) {
+/// What the action-controller would create for `action`: its Job. The fake's job controller then makes the
+/// Pod, whose name is returned.
+async fn executor(c: &TestCluster, action: &str) -> String {
     let labels = json!({"riotkit.org/scheduled-backup": "app1", "riotkit.org/requested-backup-action": action});
     c.fake
         .insert(json!({"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": action, "namespace": "prod", "labels": labels},
-            "status": {"startTime": "2030-03-01T12:00:01Z", "active": 1}}))
+            "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": labels}, "spec": {
+                "restartPolicy": "Never", "containers": [{"name": "backup-maker", "image": "backup-maker"}]}}}}))
         .unwrap();
-    c.fake
-        .insert(json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": format!("{action}-abcde"), "namespace": "prod", "labels": labels},
-            "spec": {"containers": [{"name": "backup-maker", "image": "x"}]},
-            "status": pod_status}))
+    let selector = format!("batch.kubernetes.io/job-name={action}");
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(kube::Client::new(c.clone(), "prod"), "prod");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let list = pods
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .unwrap();
+        if let Some(pod) = list.items.first() {
+            return pod.metadata.name.clone().unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job controller made no Pod"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Ends the Job's Pod as the kubelet would (the fake's job controller then finishes the Job).
+async fn finish_pod(c: &TestCluster, job: &str, outcome: Outcome) {
+    finish_job_pod(kube::Client::new(c.clone(), "prod"), "prod", job, outcome)
+        .await
         .unwrap();
 }
 
@@ -372,22 +394,27 @@ async fn run_wait_follows_the_job_and_pod_and_exits_zero_on_success() {
     let (out, task, name) = start_waiting(&c, run_args("app1"), std::future::pending()).await;
     wait_for_output(&out, "waiting for the action-controller").await;
     set_phase(&c, &name, "Pending", None);
-    executor(
-        &c,
-        &name,
-        json!({"phase": "Pending", "containerStatuses": [{"name": "backup-maker", "ready": false,
-        "restartCount": 0, "image": "x", "imageID": "", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}),
-    );
-    wait_for_output(&out, "Pending (ImagePullBackOff)").await;
+    let pod = executor(&c, &name).await;
+    // The kubelet cannot pull the image yet.
+    c.fake
+        .modify("pods", "prod", &pod, |p| {
+            p["status"] = json!({"phase": "Pending", "containerStatuses": [{"name": "backup-maker", "ready": false,
+                "restartCount": 0, "image": "x", "imageID": "", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]})
+        })
+        .unwrap();
+    wait_for_output(&out, &format!("pod {pod}: Pending (ImagePullBackOff)")).await;
     set_phase(&c, &name, "Running", None);
     c.fake
-        .modify("pods", "prod", &format!("{name}-abcde"), |p| {
+        .modify("pods", "prod", &pod, |p| {
             p["status"] = json!({"phase": "Running"})
         })
         .unwrap();
+    wait_for_output(&out, &format!("rba/{name}: Running · job {name}: ")).await;
+    wait_for_output(&out, &format!("pod {pod}: Running")).await;
+    finish_pod(&c, &name, Outcome::Succeeded).await;
     wait_for_output(
         &out,
-        &format!("rba/{name}: Running · job {name}: 1 active · pod {name}-abcde: Running"),
+        &format!("job {name}: succeeded · pod {pod}: Succeeded (Completed)"),
     )
     .await;
     set_phase(&c, &name, "Succeeded", None);
@@ -411,14 +438,17 @@ async fn run_wait_follows_the_job_and_pod_and_exits_zero_on_success() {
 async fn run_wait_fails_with_the_containers_termination_message() {
     let c = cluster();
     let (_out, task, name) = start_waiting(&c, run_args("app1"), std::future::pending()).await;
-    executor(
+    executor(&c, &name).await;
+    finish_pod(
         &c,
         &name,
-        json!({"phase": "Failed", "containerStatuses": [{"name": "backup-maker", "ready": false,
-        "restartCount": 0, "image": "x", "imageID": "",
-        "state": {"terminated": {"exitCode": 1, "reason": "Error",
-                  "message": "pg_dump: error: connection to server failed: FATAL: password authentication failed\n"}}}]}),
-    );
+        Outcome::Failed {
+            exit_code: 1,
+            message: "pg_dump: error: connection to server failed: FATAL: password authentication failed\n"
+                .into(),
+        },
+    )
+    .await;
     set_phase(
         &c,
         &name,
