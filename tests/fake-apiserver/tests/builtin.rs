@@ -33,8 +33,8 @@ async fn a_new_pod_gets_spec_defaults_admission_defaults_and_pending_status() {
                  "volumes": [{"name": "s", "secret": {"secretName": "x"}}]}
     }))
     .unwrap();
-    let created = serde_json::to_value(pods.create(&PostParams::default(), &pod).await.unwrap())
-        .unwrap();
+    let created =
+        serde_json::to_value(pods.create(&PostParams::default(), &pod).await.unwrap()).unwrap();
     let spec = &created["spec"];
     assert_eq!(spec["restartPolicy"], "Always");
     assert_eq!(spec["serviceAccountName"], "default");
@@ -86,7 +86,10 @@ async fn strategic_merge_patch_merges_containers_by_name() {
         .collect();
     assert_eq!(
         images,
-        [("one".into(), "busybox".into()), ("two".into(), "alpine".into())]
+        [
+            ("one".into(), "busybox".into()),
+            ("two".into(), "alpine".into())
+        ]
     );
     assert_eq!(
         patched.metadata.finalizers.unwrap(),

@@ -59,14 +59,25 @@ async fn firing_a_cronjob_creates_its_job_and_tracks_it_until_it_succeeds() {
     assert_eq!(job["metadata"]["labels"], json!({"app": "backup"}));
     let owner = &job["metadata"]["ownerReferences"][0];
     assert_eq!(
-        (owner["kind"].as_str(), owner["uid"].as_str(), &owner["controller"]),
+        (
+            owner["kind"].as_str(),
+            owner["uid"].as_str(),
+            &owner["controller"]
+        ),
         (Some("CronJob"), cj.metadata.uid.as_deref(), &json!(true))
     );
-    assert_eq!(job["spec"]["backoffLimit"], 6, "the Job gets the Job defaults");
+    assert_eq!(
+        job["spec"]["backoffLimit"], 6,
+        "the Job gets the Job defaults"
+    );
     let status = server.get("cronjobs", "ns", "nightly").unwrap()["status"].clone();
     assert_eq!(status["lastScheduleTime"], "2025-11-29T18:00:00Z");
     assert_eq!(status["active"][0]["name"], "nightly-29407320");
-    assert_eq!(server.total_writes(), 1, "only the test's create is counted");
+    assert_eq!(
+        server.total_writes(),
+        1,
+        "only the test's create is counted"
+    );
 
     finish_job_pod(client, "ns", "nightly-29407320", Outcome::Succeeded)
         .await
@@ -91,12 +102,24 @@ async fn a_suspended_cronjob_or_forbid_with_a_running_job_starts_nothing() {
         .unwrap();
     let first = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_439_200);
     let second = first + Duration::from_secs(60);
-    assert!(server.fire_cronjob_at("ns", "one-at-a-time", first).unwrap().is_some());
-    assert!(server.fire_cronjob_at("ns", "one-at-a-time", second).unwrap().is_none());
+    assert!(
+        server
+            .fire_cronjob_at("ns", "one-at-a-time", first)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        server
+            .fire_cronjob_at("ns", "one-at-a-time", second)
+            .unwrap()
+            .is_none()
+    );
 
     let mut suspended = cronjob("paused", "Allow");
     suspended.spec.as_mut().unwrap().suspend = Some(true);
-    cjs.create(&PostParams::default(), &suspended).await.unwrap();
+    cjs.create(&PostParams::default(), &suspended)
+        .await
+        .unwrap();
     assert!(server.fire_cronjob("ns", "paused").unwrap().is_none());
     assert_eq!(server.list("jobs").len(), 1);
 }
@@ -114,7 +137,10 @@ async fn finished_jobs_beyond_the_history_limit_are_deleted() {
     let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_439_200);
     for minute in 0..2 {
         let at = start + Duration::from_secs(60 * minute);
-        let job = server.fire_cronjob_at("ns", "keep-one", at).unwrap().unwrap();
+        let job = server
+            .fire_cronjob_at("ns", "keep-one", at)
+            .unwrap()
+            .unwrap();
         let name = job["metadata"]["name"].as_str().unwrap().to_owned();
         finish_job_pod(client.clone(), "ns", &name, Outcome::Succeeded)
             .await
@@ -131,5 +157,8 @@ async fn finished_jobs_beyond_the_history_limit_are_deleted() {
         .wait_for(Duration::from_secs(5), |s| s.list("jobs").len() == 1)
         .await
         .unwrap();
-    assert_eq!(server.list("jobs")[0]["metadata"]["name"], "keep-one-29407321");
+    assert_eq!(
+        server.list("jobs")[0]["metadata"]["name"],
+        "keep-one-29407321"
+    );
 }

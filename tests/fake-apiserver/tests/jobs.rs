@@ -13,9 +13,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use recorded::{
-    Bindings, Recording, replay, replay_eventually, replay_eventually_adjusted, send,
-};
+use recorded::{Bindings, Recording, replay, replay_eventually, replay_eventually_adjusted, send};
 use serde_json::{Value, json};
 
 fn job(name: &str, extra_spec: Value) -> Job {
@@ -379,12 +377,23 @@ fn the_replay_comparison_notices_a_changed_value_and_a_reused_resource_version()
         .replace("<time-1>", "2026-01-01T00:00:00Z")
         .replace("<rand>", recorded::RAND);
     let mut actual: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(Bindings::default().compare(&recorded, &actual), Vec::<String>::new());
+    assert_eq!(
+        Bindings::default().compare(&recorded, &actual),
+        Vec::<String>::new()
+    );
     actual["spec"]["backoffLimit"] = json!(5);
     let diff = Bindings::default().compare(&recorded, &actual);
     assert_eq!(diff.len(), 1);
     assert!(diff[0].starts_with(".spec.backoffLimit"), "{diff:?}");
     let mut b = Bindings::default();
-    assert_eq!(b.compare(&json!(["<rv-1>", "<rv-2>"]), &json!(["7", "7"])).len(), 1);
-    assert_eq!(b.compare(&json!("<rv-1>"), &json!("8")).len(), 1, "rv-1 is bound to 7");
+    assert_eq!(
+        b.compare(&json!(["<rv-1>", "<rv-2>"]), &json!(["7", "7"]))
+            .len(),
+        1
+    );
+    assert_eq!(
+        b.compare(&json!("<rv-1>"), &json!("8")).len(),
+        1,
+        "rv-1 is bound to 7"
+    );
 }

@@ -51,7 +51,10 @@ async fn a_new_namespace_gets_its_name_label_finalizer_and_active_phase() {
     let server = FakeApiServer::new();
     create_namespace(&server.client(), "team-a").await;
     let ns = server.get("namespaces", "", "team-a").unwrap();
-    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team-a");
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "team-a"
+    );
     assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
     assert_eq!(ns["status"]["phase"], "Active");
 }

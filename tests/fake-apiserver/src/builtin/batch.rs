@@ -204,10 +204,11 @@ pub(crate) fn validate_cronjob(cj: &Value, old: Option<&Value>) -> Vec<FieldErro
         }
     }
     let zone_changed = old.is_none_or(|o| o["spec"]["timeZone"] != spec["timeZone"]);
-    if zone_changed && let Some(zone) = spec["timeZone"].as_str() {
-        if let Some(problem) = cron::time_zone_problem(zone) {
-            errors.push(FieldError::invalid("spec.timeZone", json!(zone), &problem));
-        }
+    if zone_changed
+        && let Some(zone) = spec["timeZone"].as_str()
+        && let Some(problem) = cron::time_zone_problem(zone)
+    {
+        errors.push(FieldError::invalid("spec.timeZone", json!(zone), &problem));
     }
     validate_job_template(
         &spec["jobTemplate"]["spec"]["template"],

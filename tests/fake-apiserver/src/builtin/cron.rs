@@ -2,6 +2,9 @@
 //! schedules with `robfig/cron/v3`'s `ParseStandard`; this reproduces its accept/reject decision
 //! and its messages (field count, ranges, names, steps, descriptors, `TZ=` prefixes).
 
+/// A field's accepted names (`jan`..., `sun`...) and the value of the first one.
+type Names = Option<(&'static [&'static str], u64)>;
+
 /// `cron.ParseStandard(schedule)`: `Err` carries robfig's message.
 pub(crate) fn parse_standard(spec: &str) -> Result<(), String> {
     if spec.is_empty() {
@@ -30,7 +33,7 @@ pub(crate) fn parse_standard(spec: &str) -> Result<(), String> {
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
     const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-    let bounds: [(u64, u64, Option<(&[&str], u64)>); 5] = [
+    let bounds: [(u64, u64, Names); 5] = [
         (0, 59, None),
         (0, 23, None),
         (1, 31, None),
@@ -88,7 +91,7 @@ fn go_duration_ok(s: &str) -> bool {
     true
 }
 
-fn range(expr: &str, min: u64, max: u64, names: Option<(&[&str], u64)>) -> Result<(), String> {
+fn range(expr: &str, min: u64, max: u64, names: Names) -> Result<(), String> {
     let range_and_step: Vec<&str> = expr.split('/').collect();
     let low_high: Vec<&str> = range_and_step[0].split('-').collect();
     let (start, mut end) = if low_high[0] == "*" || low_high[0] == "?" {
@@ -134,7 +137,7 @@ fn range(expr: &str, min: u64, max: u64, names: Option<(&[&str], u64)>) -> Resul
     Ok(())
 }
 
-fn int_or_name(expr: &str, names: Option<(&[&str], u64)>) -> Result<u64, String> {
+fn int_or_name(expr: &str, names: Names) -> Result<u64, String> {
     if let Some((list, first)) = names
         && let Some(i) = list.iter().position(|n| n.eq_ignore_ascii_case(expr))
     {
