@@ -141,8 +141,17 @@ fn job_state(job: &Job) -> String {
     if true_condition(job, "Failed").is_some() {
         return "failed".into();
     }
+    // Between a Pod's end and the final condition the Job controller writes SuccessCriteriaMet/FailureTarget
+    // with active back at 0: that is the end of a run, not a fresh Job.
+    if ["SuccessCriteriaMet", "FailureTarget"]
+        .iter()
+        .any(|c| true_condition(job, c).is_some())
+    {
+        return "finishing".into();
+    }
     let status = job.status.clone().unwrap_or_default();
     match (status.active.unwrap_or(0), status.failed.unwrap_or(0)) {
+        (0, 0) if status.start_time.is_some() => "started".into(),
         (0, 0) => "created".into(),
         (active, 0) => format!("{active} active"),
         (active, failed) => format!("{active} active, {failed} failed (retrying)"),
@@ -448,4 +457,133 @@ fn clear_line(out: &mut (dyn Write + Send), style: &Style) -> std::io::Result<()
         out.flush()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(status: serde_json::Value) -> Job {
+        serde_json::from_value(json!({"metadata": {"name": "j"}, "status": status})).unwrap()
+    }
+
+    fn condition(type_: &str) -> serde_json::Value {
+        json!({"type": type_, "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"})
+    }
+
+    #[test]
+    fn job_states_follow_the_job_controllers_status_sequence() {
+        let state = |s| job_state(&job(s));
+        assert_eq!(state(json!({})), "created");
+        assert_eq!(
+            state(json!({"startTime": "2030-01-01T00:00:00Z"})),
+            "started"
+        );
+        assert_eq!(state(json!({"active": 1})), "1 active");
+        assert_eq!(
+            state(json!({"active": 1, "failed": 1})),
+            "1 active, 1 failed (retrying)"
+        );
+        assert_eq!(
+            state(json!({"active": 0, "conditions": [condition("FailureTarget")]})),
+            "finishing"
+        );
+        assert_eq!(
+            state(json!({"conditions": [condition("Complete")]})),
+            "succeeded"
+        );
+        assert_eq!(
+            state(json!({"conditions": [condition("Failed")]})),
+            "failed"
+        );
+    }
+
+    fn action(status: serde_json::Value) -> RequestedBackupAction {
+        serde_json::from_value(json!({
+            "apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
+            "metadata": {"name": "a"},
+            "spec": {"action": "backup", "scheduledBackupRef": {"name": "app1"}},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    fn failed_pod(message: &str) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "status": {"phase": "Failed",
+            "containerStatuses": [{"name": "c", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                "state": {"terminated": {"exitCode": 1, "message": message}}}]}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_failure_message_prefers_the_container_then_the_action_then_the_job() {
+        let failed_action = action(
+            json!({"phase": "Failed", "conditions": [{"type": "Failed", "status": "True",
+            "reason": "JobFailed", "message": "Job a failed (BackoffLimitExceeded)", "lastTransitionTime": "2030-01-01T00:00:00Z"}]}),
+        );
+        let mut progress = Progress {
+            action: Some(failed_action),
+            jobs: [(
+                "j".into(),
+                job(json!({"conditions": [condition("Failed")]})),
+            )]
+            .into(),
+            pods: [("p".into(), failed_pod("tar: /data: Cannot open\n"))].into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            progress.outcome(),
+            Some(Outcome::Failed("tar: /data: Cannot open".into()))
+        );
+        progress.pods.clear();
+        assert_eq!(
+            progress.failure_message(),
+            "Job a failed (BackoffLimitExceeded)"
+        );
+        progress.action = Some(action(json!({"phase": "Failed"})));
+        assert_eq!(
+            progress.failure_message(),
+            "BackoffLimitExceeded: Job has reached the specified backoff limit"
+        );
+        progress.jobs.clear();
+        assert_eq!(
+            progress.failure_message(),
+            "no failure message was recorded"
+        );
+    }
+
+    #[test]
+    fn the_summary_says_why_an_action_waits() {
+        let progress = Progress {
+            action: Some(action(
+                json!({"phase": "Pending", "conditions": [{"type": "Ready", "status": "False",
+                "reason": "WaitingForScheduledBackup", "message": "", "lastTransitionTime": "2030-01-01T00:00:00Z"}]}),
+            )),
+            ..Default::default()
+        };
+        assert_eq!(progress.summary(), "Pending (WaitingForScheduledBackup)");
+        assert_eq!(progress.outcome(), None);
+        assert_eq!(
+            Progress::default().summary(),
+            "waiting for the action-controller"
+        );
+    }
+
+    #[test]
+    fn a_new_action_names_its_scheduled_backup_and_operation() {
+        let args = RunArgs {
+            scheduled_backup: "app1".into(),
+            restore: true,
+            version: Some("v3".into()),
+            ..Default::default()
+        };
+        let action = new_action(&args);
+        assert_eq!(
+            action.metadata.generate_name.as_deref(),
+            Some("app1-restore-")
+        );
+        assert_eq!(action.spec.target_version.as_deref(), Some("v3"));
+        assert_eq!(action.spec.kind_type, KindType::Job);
+    }
 }
