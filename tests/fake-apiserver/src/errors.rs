@@ -200,6 +200,9 @@ pub enum FakeError {
     /// Serving over HTTP failed (binding, re-binding after an outage, building a client).
     #[error("serving the fake apiserver over HTTP failed: {0}")]
     Serve(String),
+    /// A request of a [`crate::testing`] helper failed.
+    #[error("request failed: {0}")]
+    Client(#[from] kube::Error),
 }
 
 impl FakeError {
@@ -214,6 +217,7 @@ impl FakeError {
             Self::Timeout(_) => "Timeout",
             Self::InvalidRbac(_) => "InvalidRbac",
             Self::Serve(_) => "Serve",
+            Self::Client(_) => "Client",
         }
     }
 }
