@@ -138,7 +138,7 @@ impl Workflows {
         let trigger = self.trigger.clone();
         let task = tokio::spawn(async move {
             let mut stream = watcher(api, config)
-                .default_backoff()
+                .backoff(controller_runtime::cache::WatchRetry::default())
                 .touched_objects()
                 .boxed();
             while let Some(event) = stream.next().await {

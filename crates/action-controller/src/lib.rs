@@ -22,7 +22,7 @@ pub mod status;
 use std::future::Future;
 use std::sync::Arc;
 
-use controller_runtime::cache::{Synced, cached, scoped_api};
+use controller_runtime::cache::{Watches, cached, scoped_api};
 use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::labels;
 use crd_types::{ClusterBackupProcedureTemplate, RequestedBackupAction, ScheduledBackup};
@@ -91,26 +91,30 @@ pub async fn run(
     let ns = &config.namespace;
 
     // Each watched kind is watched once: the reflector feeds both the cache and the controller's trigger.
-    let synced = Synced::new(4, config.health.clone());
+    let watches = Watches::new(
+        client.clone(),
+        config.health.clone(),
+        config.metrics.clone(),
+    );
     let (jobs, job_stream) = cached(
         scoped_api::<Job>(&client, ns.as_deref()),
         watcher::Config::default().labels(labels::REQUESTED_BACKUP_ACTION),
-        &synced,
+        &watches,
     );
     let (scheduled_backups, sb_stream) = cached(
         scoped_api::<ScheduledBackup>(&client, ns.as_deref()),
         watcher::Config::default(),
-        &synced,
+        &watches,
     );
     let (templates, template_stream) = cached(
         Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
         watcher::Config::default(),
-        &synced,
+        &watches,
     );
     let (actions, action_stream) = cached(
         scoped_api::<RequestedBackupAction>(&client, ns.as_deref()),
         watcher::Config::default(),
-        &synced,
+        &watches,
     );
     let (workflow_trigger, workflow_events) = futures::channel::mpsc::unbounded();
 

@@ -20,14 +20,16 @@ use kube::{Api, Resource};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+/// (waiter, blocker "Kind/name") → the watch of that blocker.
+type BlockerWatches<W> = Arc<Mutex<HashMap<(ObjectRef<W>, String), AbortHandle>>>;
+
 /// Who is blocked on what, and the trigger stream that wakes the waiters.
 pub struct BlockedOn<W: Resource>
 where
     W::DynamicType: Eq + Hash + Clone,
 {
     wake: mpsc::UnboundedSender<ObjectRef<W>>,
-    /// (waiter, blocker "kind/namespace/name") → the blocker's watch.
-    watches: Arc<Mutex<HashMap<(ObjectRef<W>, String), AbortHandle>>>,
+    watches: BlockerWatches<W>,
 }
 
 impl<W> BlockedOn<W>

@@ -1,48 +1,244 @@
-//! Watch caches for controllers: one watch per kind feeds both a reflector store (read by reconciles) and the
-//! controller's trigger stream, and readiness follows the caches' first complete lists.
+//! Watches for controllers: one watch per kind feeds both a reflector store (read by reconciles) and the
+//! controller's trigger stream; readiness follows the watches' lists; an API server outage restarts them all
+//! ([`Watches`]). Also the last-write memory and per-object backoff of reconciles.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::Backoff as WatchBackoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
+use tokio::sync::watch as signal;
 
 use crate::health::Health;
+use crate::metrics::ControllerMetrics;
 
-/// Counts watch caches that completed their first list; marks the process ready when all have.
+/// How often the API server is probed while watches are in use.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// A probe slower than this counts as a failure (a hung API server accepts connections and never answers).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait between two attempts of a failing watch.
+pub const WATCH_RETRY_MAX: Duration = Duration::from_secs(4);
+
+/// The watches of one controller: readiness from their state, restarts after an API server outage.
 ///
-/// Readiness is taken from the watch streams, not from `Store::wait_until_ready`: a second task waiting on a
-/// store the `Controller` also waits on can lose the wake-up and never resolve (kube-runtime 5).
-pub struct Synced {
-    remaining: AtomicUsize,
+/// - Readiness: `/readyz` is true only while every watch has completed a list since it last failed; a watch
+///   error makes it false until that watch has listed again.
+/// - Outages: a background probe (`GET /version`, allowed to every authenticated identity) notices when the API
+///   server stops answering and when it is back. When it is back, every watch is restarted at once: a watch
+///   stream opened against a hung server may never deliver nor close, and waiting for its idle timeout (five
+///   minutes) would leave the controller deaf. The restart re-lists, so every object is reconciled again: work
+///   that failed during the outage is not left to its backoff.
+/// - Errors of a watch never reach the `Controller`'s trigger stream (its shared backoff would stall every
+///   trigger, up to 30 s per error); each watch retries on its own short backoff instead.
+/// - The outage and the recovery are logged once each; `backup_maker_watch_restarts_total{kind}` counts watch
+///   failures per kind.
+pub struct Watches {
     health: Health,
+    metrics: Option<ControllerMetrics>,
+    state: Mutex<State>,
+    restart: signal::Sender<u64>,
+    probe: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
-impl Synced {
-    /// Readiness after `caches` first lists.
-    pub fn new(caches: usize, health: Health) -> Arc<Self> {
-        Arc::new(Synced {
-            remaining: caches.into(),
-            health,
-        })
-    }
+#[derive(Default)]
+struct State {
+    /// Per watch: its kind and whether it has listed since it last failed.
+    watches: Vec<(String, bool)>,
+    /// When the API server stopped answering the probe, while it does not.
+    unreachable_since: Option<Instant>,
+}
 
-    fn one_done(&self) {
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.health.set_ready(true);
+impl Drop for Watches {
+    fn drop(&mut self) {
+        if let Some(probe) = self.probe.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            probe.abort();
         }
     }
 }
 
+impl Watches {
+    /// Watches reporting readiness to `health` and restarts to `metrics`, probing through `client`. Must be
+    /// called inside a Tokio runtime (it spawns the probe).
+    pub fn new(
+        client: kube::Client,
+        health: Health,
+        metrics: impl Into<Option<ControllerMetrics>>,
+    ) -> Arc<Self> {
+        let watches = Self::without_probe(health, metrics.into());
+        let probe = tokio::spawn(probe(Arc::downgrade(&watches), client));
+        *watches.probe.lock().unwrap_or_else(|e| e.into_inner()) = Some(probe.abort_handle());
+        watches
+    }
+
+    /// Watches without the outage probe (unit tests).
+    pub fn without_probe(health: Health, metrics: Option<ControllerMetrics>) -> Arc<Self> {
+        Arc::new(Watches {
+            health,
+            metrics,
+            state: Mutex::new(State::default()),
+            restart: signal::channel(0).0,
+            probe: Mutex::new(None),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn register(&self, kind: &str) -> usize {
+        if let Some(metrics) = &self.metrics {
+            metrics.register_watch(kind);
+        }
+        let mut state = self.state();
+        state.watches.push((kind.to_string(), false));
+        self.health.set_ready(false);
+        state.watches.len() - 1
+    }
+
+    fn listed(&self, id: usize) {
+        let mut state = self.state();
+        let was_lost = !state.watches[id].1;
+        state.watches[id].1 = true;
+        let all = state.watches.iter().all(|(_, listed)| *listed);
+        if all && was_lost {
+            self.health.set_ready(true);
+        }
+    }
+
+    fn failed(&self, id: usize, error: &watcher::Error) {
+        let mut state = self.state();
+        let (kind, listed) = &mut state.watches[id];
+        if *listed {
+            tracing::debug!(%kind, %error, "watch failed; it retries and lists again");
+        }
+        *listed = false;
+        if let Some(metrics) = &self.metrics {
+            metrics.watch_restarted(kind);
+        }
+        self.health.set_ready(false);
+    }
+
+    /// True while every watch has listed since its last failure.
+    pub fn all_listed(&self) -> bool {
+        self.state().watches.iter().all(|(_, listed)| *listed)
+    }
+
+    /// Restarts every watch (each lists again). Called when the API server answers again after an outage.
+    pub fn restart_all(&self) {
+        self.restart.send_modify(|generation| *generation += 1);
+    }
+
+    /// Records a probe result; restarts every watch when the API server is back.
+    fn probed(&self, result: Result<(), String>) {
+        let mut state = self.state();
+        match (result, state.unreachable_since) {
+            (Err(error), None) => {
+                tracing::warn!(%error, "the Kubernetes API server does not answer: watches and writes pause until it does");
+                state.unreachable_since = Some(Instant::now());
+                self.health.set_ready(false);
+            }
+            (Ok(()), Some(since)) => {
+                tracing::info!(
+                    outage_seconds = since.elapsed().as_secs_f64(),
+                    "the Kubernetes API server answers again: restarting every watch"
+                );
+                state.unreachable_since = None;
+                drop(state);
+                self.restart_all();
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn probe(watches: std::sync::Weak<Watches>, client: kube::Client) {
+    let mut tick = tokio::time::interval(PROBE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let result = match tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+        };
+        let Some(watches) = watches.upgrade() else {
+            return;
+        };
+        watches.probed(result);
+    }
+}
+
+/// Retry delays of a failing watch: 250 ms doubling to [`WATCH_RETRY_MAX`], reset by a success. Short, because
+/// the cost of a retry is one request and the cost of waiting is a deaf controller.
+#[derive(Debug, Clone, Default)]
+pub struct WatchRetry(u32);
+
+impl Iterator for WatchRetry {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = Duration::from_millis(250)
+            .saturating_mul(1 << self.0.min(8))
+            .min(WATCH_RETRY_MAX);
+        self.0 = self.0.saturating_add(1);
+        Some(delay)
+    }
+}
+
+impl WatchBackoff for WatchRetry {
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
+/// The events of a watch of `api` that restarts (lists again) whenever `watches` says so, retrying failures on
+/// [`WatchRetry`]; `managedFields` are dropped (never read, often the largest part of an object). Readiness
+/// and the restart metric follow its events. Errors are still yielded (for the reflector), see [`cached`].
+pub fn restarting_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    watches: &Arc<Watches>,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let id = watches.register(&K::kind(&()));
+    let restarts = watches.restart.subscribe();
+    let tracker = watches.clone();
+    futures::stream::repeat_with(move || {
+        let mut restart = restarts.clone();
+        restart.borrow_and_update();
+        watcher(api.clone(), config.clone())
+            .modify(|object: &mut K| object.managed_fields_mut().clear())
+            .backoff(WatchRetry::default())
+            .take_until(async move {
+                let _ = restart.changed().await;
+            })
+    })
+    .flatten()
+    .inspect(move |event| match event {
+        Ok(watcher::Event::InitDone) => tracker.listed(id),
+        Err(error) => tracker.failed(id, error),
+        Ok(_) => {}
+    })
+}
+
 /// A watch cache of `api` and the stream of objects it saw (for `Controller::for_stream`, `owns_stream`,
-/// `watches_stream`). `managedFields` are dropped before caching: controllers never read them, and on a real
-/// apiserver they are often the largest part of an object.
+/// `watches_stream`), built on [`restarting_watch`]. The stream never yields an error: errors are handled (and
+/// counted) by the watch itself.
 pub fn cached<K>(
     api: Api<K>,
     config: watcher::Config,
-    synced: &Arc<Synced>,
+    watches: &Arc<Watches>,
 ) -> (
     Store<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -57,37 +253,94 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let synced = synced.clone();
-    let mut first_list = true;
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, config).modify(|object: &mut K| {
-            object.managed_fields_mut().clear();
-        }),
-    )
-    .inspect(move |event| {
-        if first_list && matches!(event, Ok(watcher::Event::InitDone)) {
-            first_list = false;
-            synced.one_done();
-        }
-    })
-    .default_backoff()
-    .touched_objects();
+    let stream = reflector::reflector(writer, restarting_watch(api, config, watches))
+        .filter_map(|event| std::future::ready(event.ok().map(Ok)))
+        .touched_objects();
     (store, stream)
+}
+
+/// The objects `api`'s watch touches, without a cache (for watches that only map to other objects), with the
+/// same restarts, retries and readiness as [`cached`].
+pub fn touched<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    watches: &Arc<Watches>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    restarting_watch(api, config, watches)
+        .filter_map(|event| std::future::ready(event.ok().map(Ok)))
+        .touched_objects()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn lost() -> watcher::Error {
+        watcher::Error::NoResourceVersion
+    }
+
     #[test]
-    fn ready_only_after_every_cache_synced() {
+    fn ready_only_after_every_watch_listed() {
         let health = Health::default();
-        let synced = Synced::new(2, health.clone());
-        synced.one_done();
+        let watches = Watches::without_probe(health.clone(), None);
+        let (a, b) = (watches.register("A"), watches.register("B"));
+        watches.listed(a);
         assert!(!health.is_ready());
-        synced.one_done();
+        watches.listed(b);
         assert!(health.is_ready());
+    }
+
+    #[test]
+    fn a_failed_watch_makes_the_controller_unready_until_it_listed_again() {
+        let health = Health::default();
+        let metrics = ControllerMetrics::new("test", &prometheus::Registry::new());
+        let watches = Watches::without_probe(health.clone(), Some(metrics.clone()));
+        let (a, b) = (watches.register("ConfigMap"), watches.register("Secret"));
+        watches.listed(a);
+        watches.listed(b);
+        watches.failed(a, &lost());
+        watches.failed(a, &lost());
+        assert!(!health.is_ready());
+        assert_eq!(metrics.watch_restarts("ConfigMap"), 2);
+        assert_eq!(metrics.watch_restarts("Secret"), 0);
+        watches.listed(a);
+        assert!(health.is_ready());
+    }
+
+    #[test]
+    fn the_api_server_coming_back_restarts_every_watch_once() {
+        let health = Health::default();
+        let watches = Watches::without_probe(health.clone(), None);
+        let mut restarts = watches.restart.subscribe();
+        watches.probed(Ok(()));
+        assert!(!restarts.has_changed().unwrap(), "no outage, no restart");
+        watches.probed(Err("connection refused".into()));
+        watches.probed(Err("connection refused".into()));
+        assert!(!health.is_ready());
+        assert!(!restarts.has_changed().unwrap());
+        watches.probed(Ok(()));
+        assert!(restarts.has_changed().unwrap());
+        assert_eq!(*restarts.borrow_and_update(), 1);
+        watches.probed(Ok(()));
+        assert!(!restarts.has_changed().unwrap());
+    }
+
+    #[test]
+    fn watch_retries_are_short_and_reset() {
+        let mut retry = WatchRetry::default();
+        let delays: Vec<u128> = retry.by_ref().take(6).map(|d| d.as_millis()).collect();
+        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 4000]);
+        retry.reset();
+        assert_eq!(retry.next(), Some(Duration::from_millis(250)));
     }
 }
 

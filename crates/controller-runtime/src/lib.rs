@@ -8,6 +8,7 @@ pub mod api;
 pub mod blocked;
 pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod events;
 pub mod exposition;
 pub mod health;

@@ -19,6 +19,8 @@ pub const RECONCILE_DURATION_SECONDS: &str = "backup_maker_reconcile_duration_se
 pub const API_WRITES_TOTAL: &str = "backup_maker_api_writes_total";
 /// `backup_maker_leader{controller}`: 1 while this replica holds the lease.
 pub const LEADER: &str = "backup_maker_leader";
+/// `backup_maker_watch_restarts_total{controller,kind}`: watch failures (each followed by a retry), by kind.
+pub const WATCH_RESTARTS_TOTAL: &str = "backup_maker_watch_restarts_total";
 
 /// Reconcile latency buckets: reconciles are API round trips (ms) up to template renders and
 /// several writes (seconds).
@@ -44,6 +46,7 @@ struct Inner {
     duration: Histogram,
     api_writes: IntCounterVec,
     leader: IntGauge,
+    watch_restarts: IntCounterVec,
 }
 
 impl std::fmt::Debug for ControllerMetrics {
@@ -131,12 +134,22 @@ impl ControllerMetrics {
         ))
         .expect("valid metric definition");
 
-        let collectors: [Box<dyn Collector>; 5] = [
+        let watch_restarts = IntCounterVec::new(
+            opts(
+                WATCH_RESTARTS_TOTAL,
+                "Watch failures, each followed by a retry (connection lost, 410 Gone, API server down), by kind.",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric definition");
+
+        let collectors: [Box<dyn Collector>; 6] = [
             Box::new(reconcile_total.clone()),
             Box::new(reconcile_errors.clone()),
             Box::new(duration.clone()),
             Box::new(api_writes.clone()),
             Box::new(leader.clone()),
+            Box::new(watch_restarts.clone()),
         ];
         for c in collectors {
             if let Err(e) = registry.register(c) {
@@ -156,6 +169,7 @@ impl ControllerMetrics {
                 duration,
                 api_writes,
                 leader,
+                watch_restarts,
             }),
         }
     }
@@ -212,6 +226,22 @@ impl ControllerMetrics {
             .api_writes
             .with_label_values(&[resource, verb])
             .inc();
+    }
+
+    /// Creates `backup_maker_watch_restarts_total{kind}` at 0 for a watched kind (from start-up, not from its first
+    /// failure).
+    pub fn register_watch(&self, kind: &str) {
+        self.inner.watch_restarts.with_label_values(&[kind]);
+    }
+
+    /// Counts one failure (and retry) of the watch of `kind`.
+    pub fn watch_restarted(&self, kind: &str) {
+        self.inner.watch_restarts.with_label_values(&[kind]).inc();
+    }
+
+    /// Watch failures of `kind` so far (tests).
+    pub fn watch_restarts(&self, kind: &str) -> u64 {
+        self.inner.watch_restarts.with_label_values(&[kind]).get()
     }
 
     /// Sets `backup_maker_leader` to 1 (leading, or leader election off) or 0 (standby).

@@ -73,9 +73,7 @@ where
     F: FnOnce(kube::Client, ControllerContext) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let client = kube::Client::try_default().await.context(
-        "cannot build a Kubernetes client from KUBECONFIG or the in-cluster service account",
-    )?;
+    let client = crate::client::infer().await?;
     run_controller_with(client, name, args, start).await
 }
 

@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use controller_runtime::cache::{Watches, cached, touched};
 use controller_runtime::health::Health;
 use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::{condition_types, field_managers, reasons};
@@ -27,8 +28,8 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde_json::json;
@@ -122,18 +123,17 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
 
-    // Readiness comes from the watch stream itself, not from `Store::wait_until_ready`: kube's applier already
-    // waits on that, and its one-shot channel wakes only the most recent of several concurrent waiters, so a second
-    // waiter here would never (or, worse, the applier would not) be woken.
-    let (store, writer) = reflector::store();
-    let health = config.health.clone();
-    let backup_events = reflector(writer, watcher(backups, watcher::Config::default()))
-        .inspect(move |event| {
-            if let Ok(watcher::Event::InitDone) = event {
-                health.set_ready(true);
-            }
-        })
-        .applied_objects();
+    // Shared watch plumbing: readiness from the watches' lists, short retries, a restart of every watch after an
+    // API server outage, and no watch error ever reaching the Controller's shared trigger backoff.
+    let watches = Watches::new(
+        client.clone(),
+        config.health.clone(),
+        config.metrics.clone(),
+    );
+    let (store, backup_events) = cached(backups, watcher::Config::default(), &watches);
+    // Secrets are watched as metadata only: the mapping needs names, and key material then only ever reaches
+    // this process through the one GET of a referenced Secret (not every Secret of the cluster over the watch).
+    let secret_events = touched(secrets, watcher::Config::default(), &watches);
     let controller = Controller::for_stream(backup_events, store.clone());
 
     let context = Arc::new(Context {
@@ -150,14 +150,10 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     });
 
     let mapper_store = store.clone();
-    // Secrets are watched as metadata only: the mapping needs names, and key material then only ever reaches this
-    // process through the one GET of a referenced Secret (not every Secret of the cluster over the watch).
     controller
-        .watches(
-            secrets,
-            watcher::Config::default(),
-            move |secret: PartialObjectMeta<Secret>| backups_referencing(&mapper_store, &secret),
-        )
+        .watches_stream(secret_events, move |secret: PartialObjectMeta<Secret>| {
+            backups_referencing(&mapper_store, &secret)
+        })
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(config.shutdown)
         .run(reconcile, error_policy, context)

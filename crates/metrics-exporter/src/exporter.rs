@@ -522,36 +522,24 @@ pub struct ExporterConfig {
     pub health: controller_runtime::health::Health,
 }
 
+/// A watch cache of `api` on the shared watch plumbing (restarts after an outage, readiness), drained by a task.
 fn spawn_reflector<K>(
     api: kube::Api<K>,
     config: kube::runtime::watcher::Config,
+    watches: &std::sync::Arc<controller_runtime::cache::Watches>,
 ) -> (Store<K>, tokio::task::JoinHandle<()>)
 where
-    K: kube::Resource
+    K: kube::Resource<DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
         + Send
         + Sync
         + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     use futures::StreamExt;
-    use kube::runtime::WatchStreamExt;
-    let (reader, writer) = kube::runtime::reflector::store();
-    let kind = K::kind(&K::DynamicType::default()).into_owned();
-    let stream =
-        kube::runtime::reflector(writer, kube::runtime::watcher(api, config)).default_backoff();
-    let task = tokio::spawn(async move {
-        stream
-            .for_each(|event| {
-                if let Err(e) = event {
-                    tracing::warn!(%kind, error = %e, "watch failed; retrying with backoff");
-                }
-                std::future::ready(())
-            })
-            .await;
-    });
+    let (reader, stream) = controller_runtime::cache::cached(api, config, watches);
+    let task = tokio::spawn(stream.for_each(|_| std::future::ready(())));
     (reader, task)
 }
 
@@ -569,21 +557,28 @@ pub async fn run(
     let all = kube::runtime::watcher::Config::default();
     // Only Jobs and CronJobs our controllers made: keeps memory bounded in busy clusters.
     let ours = all.clone().labels(labels::SCHEDULED_BACKUP);
+    // Readiness follows the watches (false while one is re-listing after a failure or an outage).
+    let watches =
+        controller_runtime::cache::Watches::new(client.clone(), config.health.clone(), None);
     let (scheduled_backups, t1) = spawn_reflector(
         controller_runtime::cache::scoped_api::<ScheduledBackup>(&client, ns),
         all.clone(),
+        &watches,
     );
     let (actions, t2) = spawn_reflector(
         controller_runtime::cache::scoped_api::<RequestedBackupAction>(&client, ns),
         all,
+        &watches,
     );
     let (jobs, t3) = spawn_reflector(
         controller_runtime::cache::scoped_api::<Job>(&client, ns),
         ours.clone(),
+        &watches,
     );
     let (cron_jobs, t4) = spawn_reflector(
         controller_runtime::cache::scoped_api::<CronJob>(&client, ns),
         ours,
+        &watches,
     );
     let tasks = [t1, t2, t3, t4];
     let stores = Stores {
@@ -612,7 +607,6 @@ pub async fn run(
     tokio::select! {
         () = synced => {
             tracing::info!("all watches synced; serving backup metrics");
-            config.health.set_ready(true);
             shutdown.as_mut().await;
         }
         () = shutdown.as_mut() => {}

@@ -51,9 +51,7 @@ async fn main() -> anyhow::Result<()> {
             "leader election is not used by the read-only exporter: every replica serves metrics"
         );
     }
-    let client = kube::Client::try_default().await.context(
-        "cannot build a Kubernetes client from KUBECONFIG or the in-cluster service account",
-    )?;
+    let client = controller_runtime::client::infer().await?;
     let registry = prometheus::Registry::new();
     let health = Health::default();
     health.set_leader(true);

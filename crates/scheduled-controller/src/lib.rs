@@ -22,7 +22,7 @@ pub mod validate;
 use std::future::Future;
 use std::sync::Arc;
 
-use controller_runtime::cache::{Synced, cached, scoped_api};
+use controller_runtime::cache::{Watches, cached, scoped_api};
 use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
 use crd_types::{ClusterBackupProcedureTemplate, ScheduledBackup};
@@ -31,7 +31,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use kube::runtime::{Controller, controller, watcher};
 use kube::{Api, Client, ResourceExt};
 
 pub use error::Error;
@@ -87,48 +87,51 @@ pub async fn run(
     ));
     let labelled_jobs = watcher::Config::default().labels(labels::SCHEDULED_BACKUP);
 
-    // Each kind is watched once: the reflector feeds both the cache and the controller's trigger.
-    // Readiness counts the caches' first complete lists (not `Store::wait_until_ready`, whose wake-up a
-    // second waiter can lose to the Controller waiting on the same store).
-    let synced = Synced::new(6, config.health.clone());
+    // Each kind is watched once: the reflector feeds both the cache and the controller's trigger. Readiness
+    // follows the watches' lists (not `Store::wait_until_ready`, whose wake-up a second waiter can lose to the
+    // Controller waiting on the same store); an API server outage restarts them all.
+    let watches = Watches::new(
+        client.clone(),
+        config.health.clone(),
+        config.metrics.clone(),
+    );
     let (config_maps, cm_stream) = cached(
         scoped_api::<ConfigMap>(&client, ns.as_deref()),
         managed.clone(),
-        &synced,
+        &watches,
     );
     let (secrets, secret_stream) = cached(
         scoped_api::<Secret>(&client, ns.as_deref()),
         managed.clone(),
-        &synced,
+        &watches,
     );
     let (cron_jobs, cron_stream) = cached(
         scoped_api::<CronJob>(&client, ns.as_deref()),
         managed,
-        &synced,
+        &watches,
     );
     let (jobs, job_stream) = cached(
         scoped_api::<Job>(&client, ns.as_deref()),
         labelled_jobs,
-        &synced,
+        &watches,
     );
     let (templates, template_stream) = cached(
         Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
         watcher::Config::default(),
-        &synced,
+        &watches,
     );
     let (sbs, sb_stream) = cached(
         scoped_api::<ScheduledBackup>(&client, ns.as_deref()),
         watcher::Config::default(),
-        &synced,
+        &watches,
     );
     // Referenced Secrets (token, vars, key) are only mapped to SBs, never cached: metadata is enough.
     let secret_meta: Api<PartialObjectMeta<Secret>> = match ns {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let secret_refs = watcher(secret_meta, watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
+    let secret_refs =
+        controller_runtime::cache::touched(secret_meta, watcher::Config::default(), &watches);
 
     let controller = Controller::for_stream(sb_stream, sbs.clone())
         .with_config(controller::Config::default().concurrency(config.concurrency));
