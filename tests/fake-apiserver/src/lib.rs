@@ -19,7 +19,9 @@
 //! Module map: `registry` (served types, discovery), `store` (objects, write pipeline, event log,
 //! garbage collection), `routes` (HTTP), `watch` (streaming), `patch` (JSON/merge patch),
 //! `apply` (server-side apply field ownership), `selectors`, `defaults` (CRD defaulting),
-//! `errors` (metav1 Status bodies and [`FakeError`]).
+//! `errors` (metav1 Status bodies and [`FakeError`]), `auth` (identities, RBAC, the
+//! OwnerReferencesPermissionEnforcement plugin, per-user write audit), `http` (serving over
+//! HTTP on 127.0.0.1 with outages), `outage` (per-route delays and hangs).
 
 mod apply;
 mod auth;
