@@ -692,3 +692,26 @@ async fn enforced_owner_references_check_applies_updates_and_unknown_owner_kinds
         .await
         .expect("other changes need no delete");
 }
+
+#[tokio::test]
+async fn without_rbac_a_token_is_only_an_identity_for_the_audit() {
+    let server = FakeApiServer::builder()
+        .owner_references_permission_enforcement(true)
+        .build();
+    let secrets: Api<Secret> = Api::namespaced(server.client_as("any", "one"), "elsewhere");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "s", "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u", "blockOwnerDeletion": true}]}})).unwrap(),
+        )
+        .await
+        .expect("no authorizer but AlwaysAllow, so the plugin allows it too");
+    secrets.delete("s", &DeleteParams::default()).await.unwrap();
+    assert_eq!(
+        server.writes_of(&service_account_user("any", "one")),
+        BTreeMap::from([
+            (("secrets".to_owned(), Verb::Create), 1),
+            (("secrets".to_owned(), Verb::Delete), 1)
+        ])
+    );
+}
