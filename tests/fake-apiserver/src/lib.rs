@@ -25,16 +25,22 @@
 
 mod apply;
 mod auth;
+mod builtin;
 mod defaults;
 mod errors;
 #[path = "http.rs"]
 mod http_server;
+mod jobcontroller;
+mod kcm;
+mod list;
+mod namespaces;
 mod outage;
 mod patch;
 mod registry;
 mod routes;
 mod selectors;
 mod store;
+pub mod testing;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,6 +75,7 @@ pub struct FakeApiServerBuilder {
     schemas: HashMap<(String, String), Value>,
     log_capacity: usize,
     access: auth::Access,
+    workloads: kcm::Options,
 }
 
 impl FakeApiServerBuilder {
@@ -109,16 +116,35 @@ impl FakeApiServerBuilder {
         self
     }
 
+    /// Switches the built-in job and cronjob controllers on (the default) or off. Off, Jobs get
+    /// no Pods and no status unless a test writes them (as on a cluster where the Job's
+    /// `spec.managedBy` names another controller).
+    pub fn job_controller(mut self, enabled: bool) -> Self {
+        self.workloads.job_controller = enabled;
+        self
+    }
+
+    /// Enforces namespace existence: creating an object in a Namespace that was never created
+    /// answers 404 `namespaces "x" not found`, as on a cluster. `default`, `kube-system`,
+    /// `kube-public` and `kube-node-lease` exist from the start. Off by default, because most
+    /// tests use namespaces they never create; namespace termination is modelled either way.
+    pub fn strict_namespaces(mut self) -> Self {
+        self.workloads.strict_namespaces = true;
+        self
+    }
+
     /// Builds the server.
     pub fn build(self) -> FakeApiServer {
+        let mut store = Store::new(self.registry, self.schemas, self.log_capacity);
+        store.options = self.workloads;
+        if self.workloads.strict_namespaces {
+            namespaces::seed_system_namespaces(&mut store);
+        }
         FakeApiServer {
-            store: Arc::new(Mutex::new(Store::new(
-                self.registry,
-                self.schemas,
-                self.log_capacity,
-            ))),
+            store: Arc::new(Mutex::new(store)),
             access: Arc::new(self.access),
             route_rules: Arc::default(),
+            kcm: Arc::default(),
         }
     }
 }
@@ -129,6 +155,8 @@ pub struct FakeApiServer {
     store: Arc<Mutex<Store>>,
     access: Arc<auth::Access>,
     route_rules: Arc<outage::RouteRules>,
+    /// The job, cronjob and namespace controllers' task.
+    kcm: Arc<kcm::Kcm>,
 }
 
 impl std::fmt::Debug for FakeApiServer {
@@ -185,6 +213,7 @@ impl FakeApiServer {
             schemas: HashMap::new(),
             log_capacity: DEFAULT_EVENT_LOG_CAPACITY,
             access: auth::Access::default(),
+            workloads: kcm::Options::default(),
         }
     }
 
@@ -194,6 +223,8 @@ impl FakeApiServer {
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
+        store::ensure_gc_task(&self.store);
+        self.kcm.ensure_running(&self.store);
         // A panicking test thread must not wedge every other request.
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -270,7 +301,10 @@ impl FakeApiServer {
     }
 
     /// Changes a stored object in place (status included), as another actor in the cluster
-    /// would (for example the Job controller marking a Job succeeded). Not counted as a write.
+    /// would. Not counted as a write. A raw backdoor: built-in defaults still apply, but no
+    /// validation runs (a Job status the apiserver would reject is stored as given), and the
+    /// built-in job controller may rewrite what it owns; to finish a Job as on a cluster use
+    /// [`testing::finish_job_pod`].
     /// Identity and server-owned metadata (uid, resourceVersion, generation, deletionTimestamp)
     /// cannot be changed this way; use [`Self::delete`] to start a deletion.
     pub fn modify(
@@ -304,7 +338,34 @@ impl FakeApiServer {
             .cloned()
             .ok_or_else(|| FakeError::UnknownResource(resource.to_owned()))?;
         let key = ObjKey::new(&res, namespace, name);
-        Ok(store.delete(&res, &key, &DeleteOptions::default())?)
+        Ok(store
+            .delete(&res, &key, &DeleteOptions::default())?
+            .into_object())
+    }
+
+    /// What the cronjob controller does when the schedule of CronJob `namespace/name` fires
+    /// now: creates the Job `<name>-<minutes since epoch>` from `spec.jobTemplate` (owned by the
+    /// CronJob, annotated `batch.kubernetes.io/cronjob-scheduled-timestamp`) and records it in
+    /// `status.active` and `status.lastScheduleTime`; `lastSuccessfulTime` follows when the Job
+    /// completes. `Ok(None)` if the CronJob is suspended or `concurrencyPolicy: Forbid` holds
+    /// it back. Not counted as a write. On a real cluster a test creates the Job itself.
+    pub fn fire_cronjob(&self, namespace: &str, name: &str) -> Result<Option<Value>, FakeError> {
+        self.fire_cronjob_at(namespace, name, std::time::SystemTime::now())
+    }
+
+    /// [`Self::fire_cronjob`] for a schedule time of the caller's choosing (minute resolution).
+    pub fn fire_cronjob_at(
+        &self,
+        namespace: &str,
+        name: &str,
+        scheduled: std::time::SystemTime,
+    ) -> Result<Option<Value>, FakeError> {
+        let scheduled = jiff::Timestamp::try_from(scheduled)
+            .map_err(|e| FakeError::InvalidObject(format!("schedule time: {e}")))?;
+        let mut store = self.lock();
+        Ok(jobcontroller::fire_cronjob(
+            &mut store, namespace, name, scheduled,
+        )?)
     }
 
     /// Drops the whole watch event log, so every watch resuming from an older resourceVersion
@@ -423,6 +484,8 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        store::ensure_gc_task(&self.store);
+        self.kcm.ensure_running(&self.store);
         let store = self.store.clone();
         let access = self.access.clone();
         let route_rules = self.route_rules.clone();

@@ -14,7 +14,9 @@ use crate::ResourceInfo;
 use crate::errors::ApiError;
 use crate::patch::{self, PatchKind};
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{DeleteOptions, ObjKey, Store, Target, Verb, WriteRecord};
+use crate::store::{
+    DeleteOptions, Deletion, ObjKey, Propagation, Store, Target, Verb, WriteRecord,
+};
 use crate::watch::{self, WatchRequest};
 
 /// The response body type: full JSON documents, or a streamed watch.
@@ -335,6 +337,10 @@ fn collection(
                 .get("timeoutSeconds")
                 .and_then(|t| t.parse::<u64>().ok())
                 .unwrap_or(1800);
+            {
+                let guard = store.lock().unwrap_or_else(|p| p.into_inner());
+                crate::list::check_version(q, &guard, true)?;
+            }
             let body = watch::start(
                 store,
                 WatchRequest {
@@ -356,49 +362,9 @@ fn collection(
         }
         Method::GET => {
             let (labels, fields) = selectors(q)?;
-            let limit = q
-                .get("limit")
-                .and_then(|l| l.parse::<usize>().ok())
-                .filter(|l| *l > 0);
-            // Continue token: "<list resourceVersion>/<namespace>/<name>" of the last item sent.
-            let after = q.get("continue").filter(|c| !c.is_empty()).map(|c| {
-                let mut parts = c.splitn(3, '/');
-                let rv = parts.next().and_then(|r| r.parse::<u64>().ok());
-                let ns = parts.next().unwrap_or("").to_owned();
-                let name = parts.next().unwrap_or("").to_owned();
-                (rv, ns, name)
-            });
             let guard = store.lock().unwrap_or_else(|p| p.into_inner());
-            let list_rv = match &after {
-                Some((Some(rv), _, _)) => *rv,
-                Some((None, _, _)) => {
-                    return Err(ApiError::bad_request("invalid continue token".to_owned()));
-                }
-                None => guard.resource_version(),
-            };
-            let mut matching = guard
-                .list(&res, namespace.as_deref())
-                .filter(|(k, _)| {
-                    after
-                        .as_ref()
-                        .is_none_or(|(_, ns, name)| (&k.namespace, &k.name) > (ns, name))
-                })
-                .filter(|(_, v)| labels.matches(v) && fields.matches(v));
-            let mut items = Vec::new();
-            let mut last: Option<&ObjKey> = None;
-            while limit.is_none_or(|l| items.len() < l) {
-                let Some((k, v)) = matching.next() else {
-                    break;
-                };
-                items.push(v.clone());
-                last = Some(k);
-            }
-            let more = limit.is_some() && matching.next().is_some();
-            let token = match (more, last) {
-                (true, Some(k)) => Some(format!("{list_rv}/{}/{}", k.namespace, k.name)),
-                _ => None,
-            };
-            Ok(json_response(200, &list_json(&res, items, list_rv, token)))
+            let list = crate::list::list(&guard, &res, namespace.as_deref(), q, &labels, &fields)?;
+            Ok(json_response(200, &list))
         }
         Method::POST => {
             let ns = namespace.unwrap_or_default();
@@ -438,7 +404,7 @@ fn collection(
             let mut deleted = Vec::new();
             for key in keys {
                 if let Ok(v) = guard.delete(&res, &key, &opts) {
-                    deleted.push(v);
+                    deleted.push(v.into_object());
                 }
             }
             let rv = guard.resource_version();
@@ -464,13 +430,38 @@ fn delete_options(req: &Incoming) -> Result<DeleteOptions, ApiError> {
         .as_str()
         .or(req.query.get("propagationPolicy").map(String::as_str))
         .unwrap_or("Background");
+    let propagation = match policy {
+        _ if body["orphanDependents"] == true => Propagation::Orphan,
+        "Orphan" => Propagation::Orphan,
+        "Foreground" => Propagation::Foreground,
+        _ => Propagation::Background,
+    };
     Ok(DeleteOptions {
-        orphan: policy == "Orphan" || body["orphanDependents"] == true,
+        propagation,
         precondition_uid: body["preconditions"]["uid"].as_str().map(str::to_owned),
         precondition_rv: body["preconditions"]["resourceVersion"]
             .as_str()
             .map(str::to_owned),
     })
+}
+
+/// The DELETE answer: a removed object is reported as a `Status` `Success` naming the resource
+/// (plural) and uid; one kept for its finalizers is returned as it now is (recordings f1, g2, g3).
+fn deletion_body(res: &ResourceInfo, deletion: Deletion) -> Value {
+    match deletion {
+        Deletion::Removed(gone) => json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {
+                "name": gone["metadata"]["name"],
+                "kind": res.plural,
+                "uid": gone["metadata"]["uid"],
+            },
+        }),
+        Deletion::Marked(object) => object,
+    }
 }
 
 #[allow(clippy::too_many_arguments)] // a write record has this many facts
@@ -546,6 +537,7 @@ fn object(
             let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
             let before = guard.resource_version();
             let result = guard.delete(&res, &key, &opts);
+            let result = result.map(|d| deletion_body(&res, d));
             count(
                 &mut guard,
                 &res,
@@ -640,6 +632,9 @@ fn patch_request(
         .ok_or_else(|| ApiError::not_found(&res.plural, &key.name))?;
     let applied = match kind {
         PatchKind::Json => patch::json_patch(&mut doc, &req.body),
+        PatchKind::Strategic if crate::builtin::smp::serves(res) => {
+            crate::builtin::smp::patch(&mut doc, &req.body)
+        }
         _ => patch::merge_patch(&mut doc, &req.body),
     };
     applied.map_err(|e| ApiError::invalid(&res.plural, &key.name, e))?;
