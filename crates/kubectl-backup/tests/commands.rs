@@ -262,17 +262,37 @@ async fn run_for_a_missing_scheduled_backup_creates_nothing_and_lists_what_exist
     );
 }
 
+/// A Role that can read backups but not run them.
+const READ_ONLY: &str = r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: jane, namespace: prod}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: backup-viewer, namespace: prod}
+rules:
+  - apiGroups: [riotkit.org]
+    resources: [scheduledbackups, requestedbackupactions]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: jane-views-backups, namespace: prod}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: backup-viewer}
+subjects: [{kind: ServiceAccount, name: jane, namespace: prod}]
+"#;
+
 #[tokio::test]
 async fn run_without_create_permission_names_the_verb_and_resource() {
-    let c = cluster();
-    c.forbid(
-        Method::POST,
-        "/requestedbackupactions",
-        "create",
-        "requestedbackupactions.riotkit.org",
-    );
+    // The fake API server's own RBAC answers, as kube-apiserver's authorizer would.
+    let c = TestCluster::with_rbac(READ_ONLY);
+    c.seed(CLUSTER);
+    let jane = c.session_as("prod", "jane");
+    let rows = status_text(&jane, OutputFormat::Json, &[]).await;
+    assert!(rows.contains("\"app1\""), "reading is allowed: {rows}");
     let err = kubectl_backup::run::run(
-        &c.session("prod"),
+        &jane,
         &run_args("app1"),
         &mut Vec::new(),
         std::future::pending(),
@@ -285,6 +305,7 @@ async fn run_without_create_permission_names_the_verb_and_resource() {
         ),
         "{err}"
     );
+    assert!(matches!(err, Error::Forbidden { .. }));
 }
 
 /// Starts `run --wait` in the background; returns the output, the task, and the action's name once created.

@@ -46,13 +46,46 @@ pub struct TestCluster {
 impl TestCluster {
     /// A fake server with the CRDs' defaults (as the e2e harness builds it).
     pub fn new() -> TestCluster {
+        Self::build(None)
+    }
+
+    /// The same, enforcing RBAC (Roles, ClusterRoles and bindings in `yaml`) for ServiceAccount clients.
+    pub fn with_rbac(yaml: &str) -> TestCluster {
+        Self::build(Some(fake_apiserver::Rbac::from_manifests(yaml)))
+    }
+
+    fn build(rbac: Option<fake_apiserver::Rbac>) -> TestCluster {
         let mut builder = FakeApiServer::builder();
         for crd in crd_types::all_crds() {
             builder = builder.crd_defaults_from_yaml(&serde_json::to_string(&crd).unwrap());
         }
+        if let Some(rbac) = rbac {
+            builder = builder.rbac(rbac);
+        }
         TestCluster {
             fake: builder.build(),
             extras: Default::default(),
+        }
+    }
+
+    /// A session on namespace `ns` authenticated as ServiceAccount `ns/service_account`.
+    pub fn session_as(&self, ns: &str, service_account: &str) -> Session {
+        let token = format!(
+            "Bearer {}",
+            fake_apiserver::service_account_token(ns, service_account)
+        );
+        let value = http::HeaderValue::try_from(token).unwrap();
+        let service = tower::ServiceBuilder::new()
+            .map_request(move |mut req: Request<kube::client::Body>| {
+                req.headers_mut()
+                    .insert(http::header::AUTHORIZATION, value.clone());
+                req
+            })
+            .service(self.clone());
+        Session {
+            now: NOW.parse().unwrap(),
+            style: Style::PLAIN,
+            ..Session::new(kube::Client::new(service, ns), ns)
         }
     }
 
