@@ -75,6 +75,18 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Rejects `-A` where it means nothing (every command but `status` acts on named objects in one namespace).
+    pub fn check_scope(&self, global: &GlobalArgs) -> Result<(), String> {
+        if global.all_namespaces && !matches!(self, Command::Status(_)) {
+            return Err(
+                "-A/--all-namespaces only applies to `status`: name the namespace with -n".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// `status` output formats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -269,6 +281,21 @@ mod tests {
         };
         assert_eq!(args.operation(), Operation::Restore);
         assert_eq!(args.timeout, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn all_namespaces_is_refused_outside_status() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            cli.command.check_scope(&cli.global)
+        };
+        assert!(parse(&["kubectl-backup", "status", "-A"]).is_ok());
+        assert!(
+            parse(&["kubectl-backup", "describe", "app1", "-A"])
+                .unwrap_err()
+                .contains("only applies to `status`")
+        );
+        assert!(parse(&["kubectl-backup", "describe", "app1"]).is_ok());
     }
 
     #[test]

@@ -92,6 +92,7 @@ async fn online(
     style: Style,
     out: &mut std::io::Stdout,
 ) -> Result<()> {
+    command.check_scope(global).map_err(Error::Input)?;
     let session = session(global, style).await?;
     let interrupt = async {
         // If the handler cannot be installed, Ctrl-C keeps its default effect (ending the process).
