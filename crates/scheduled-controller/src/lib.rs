@@ -80,6 +80,8 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
+    // Every errors-by-reason series exists at 0 from start-up: dashboards show 0 and increase() sees the first error.
+    config.metrics.register_reasons(error::REASONS);
     let ns = &config.namespace;
     let managed = watcher::Config::default().labels(&format!(
         "{}={SCHEDULED_CONTROLLER}",
