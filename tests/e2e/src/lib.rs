@@ -2,13 +2,14 @@
 //! binaries use) against either the in-process fake API server or a real cluster, and drives them only through
 //! the Kubernetes API. Scenarios in `tests/` are written once against [`Env`] and run in both modes.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use controller_runtime::health::Health;
 use controller_runtime::metrics::ControllerMetrics;
-use fake_apiserver::FakeApiServer;
+use fake_apiserver::{FakeApiServer, HttpHandle};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
@@ -21,6 +22,25 @@ use tokio::task::JoinHandle;
 /// How long a scenario waits for a condition before failing.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What `helm template` renders for the default values (drift-checked against the chart): the controllers run
+/// as its ServiceAccounts with exactly its RBAC, on the fake server and on a real cluster, so a verb missing from
+/// the chart fails the suite rather than a user's install.
+pub const RELEASE_MANIFESTS: &str = include_str!("../../../deploy/manifests/backup-maker.yaml");
+/// The release namespace of [`RELEASE_MANIFESTS`], where the ServiceAccounts live.
+pub const RELEASE_NAMESPACE: &str = "backup-maker";
+/// The controllers, by the name their ServiceAccount ends with.
+pub const CONTROLLERS: [&str; 4] = [
+    "gpg-keygen",
+    "scheduled-controller",
+    "action-controller",
+    "metrics-exporter",
+];
+
+/// The ServiceAccount a controller runs as.
+pub fn service_account(controller: &str) -> String {
+    format!("backup-maker-{controller}")
+}
+
 /// One controller running in this process.
 pub struct Running {
     /// Its reconcile metrics (api writes are counted here, in both modes).
@@ -32,10 +52,14 @@ pub struct Running {
 
 /// A scenario's world: a client, the namespace it owns, and the controllers it started.
 pub struct Env {
-    /// Client of the fake server or the real cluster.
+    /// Client of the fake server or the real cluster, as a cluster admin (the user of the scenario).
     pub client: Client,
     /// The in-process API server, in fake mode.
     pub fake: Option<FakeApiServer>,
+    /// The fake server's HTTP endpoint (outages are switched on it), in fake mode.
+    pub http: Option<HttpHandle>,
+    /// One client per controller, authenticated as its ServiceAccount of [`RELEASE_MANIFESTS`].
+    pub controller_clients: HashMap<&'static str, Client>,
     /// The scenario's namespace (fresh per scenario on a real cluster).
     pub namespace: String,
     /// Registry the controllers' metrics are registered in.
@@ -45,34 +69,63 @@ pub struct Env {
 }
 
 impl Env {
-    /// A fresh fake API server with the generated CRDs' defaults and Argo Workflows installed.
+    /// A fresh fake API server with the generated CRDs' defaults and Argo Workflows installed, served over HTTP,
+    /// enforcing the chart's RBAC and (the strictest setting) OwnerReferencesPermissionEnforcement. Every client
+    /// is built like the binaries build theirs ([`controller_runtime::client::from_config`]: timeouts included).
     pub async fn fake() -> Env {
         let mut builder =
             FakeApiServer::builder().resource(fake_apiserver::ResourceInfo::argo_workflows());
         for crd in crd_types::all_crds() {
             builder = builder.crd_defaults_from_yaml(&serde_json::to_string(&crd).unwrap());
         }
-        let fake = builder.build();
+        let rbac = fake_apiserver::Rbac::try_from_manifests(RELEASE_MANIFESTS, RELEASE_NAMESPACE)
+            .expect("the rendered chart's RBAC parses");
+        let fake = builder
+            .rbac(rbac)
+            .owner_references_permission_enforcement(true)
+            .build();
+        let http = fake.serve_http();
+        let client = fake_client(&http, None).await;
+        let mut controller_clients = HashMap::new();
+        for controller in CONTROLLERS {
+            let token = fake_apiserver::service_account_token(
+                RELEASE_NAMESPACE,
+                &service_account(controller),
+            );
+            controller_clients.insert(controller, fake_client(&http, Some(&token)).await);
+        }
         Env {
-            client: fake.client(),
+            client,
             fake: Some(fake),
+            http: Some(http),
+            controller_clients,
             namespace: "default".into(),
             registry: Default::default(),
             controllers: vec![],
         }
     }
 
-    /// A fresh namespace on the cluster of `BMC_E2E_KUBECONFIG`, with the CRDs installed.
+    /// The client `controller` runs with (its ServiceAccount).
+    pub fn controller_client(&self, controller: &str) -> Client {
+        self.controller_clients
+            .get(controller)
+            .unwrap_or_else(|| panic!("no ServiceAccount client for {controller}"))
+            .clone()
+    }
+
+    /// A fresh namespace on the cluster of `BMC_E2E_KUBECONFIG`, with the CRDs installed (waited for until
+    /// `Established`), the chart's ServiceAccounts and RBAC applied, and one client per controller authenticated
+    /// with a token of its ServiceAccount (TokenRequest).
     pub async fn real(scenario: &str) -> anyhow::Result<Env> {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
         use kube::config::{KubeConfigOptions, Kubeconfig};
         let path = std::env::var("BMC_E2E_KUBECONFIG").context("BMC_E2E_KUBECONFIG is not set")?;
         let kubeconfig =
             Kubeconfig::read_from(&path).with_context(|| format!("reading kubeconfig {path}"))?;
         let config =
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-        let client = Client::try_from(config)?;
-        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-            Api::all(client.clone());
+        let client = controller_runtime::client::from_config(config.clone())?;
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         for crd in crd_types::all_crds() {
             let name = crd.metadata.name.clone().unwrap_or_default();
             crds.patch(
@@ -81,8 +134,23 @@ impl Env {
                 &Patch::Apply(&crd),
             )
             .await?;
+            let established = kube::runtime::wait::await_condition(
+                crds.clone(),
+                &name,
+                kube::runtime::wait::conditions::is_crd_established(),
+            );
+            tokio::time::timeout(TIMEOUT, established)
+                .await
+                .with_context(|| format!("CRD {name} did not become Established"))??;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await; // CRDs become Established
+        apply_release_rbac(&client).await?;
+        let mut controller_clients = HashMap::new();
+        for controller in CONTROLLERS {
+            let token = service_account_token(&client, &service_account(controller)).await?;
+            let mut config = config.clone();
+            config.auth_info = serde_json::from_value(serde_json::json!({ "token": token }))?;
+            controller_clients.insert(controller, controller_runtime::client::from_config(config)?);
+        }
         let suffix = jiff::Timestamp::now().as_millisecond() % 1_000_000;
         let namespace = format!("bmc-e2e-{scenario}-{suffix}");
         let ns: Namespace =
@@ -93,6 +161,8 @@ impl Env {
         Ok(Env {
             client,
             fake: None,
+            http: None,
+            controller_clients,
             namespace,
             registry: Default::default(),
             controllers: vec![],
@@ -152,7 +222,7 @@ impl Env {
             "gpg-keygen",
             metrics,
             health,
-            gpg_keygen::run(self.client.clone(), config),
+            gpg_keygen::run(self.controller_client("gpg-keygen"), config),
         );
     }
 
@@ -171,7 +241,11 @@ impl Env {
             "scheduled-controller",
             metrics,
             health,
-            scheduled_controller::run(self.client.clone(), config, std::future::pending()),
+            scheduled_controller::run(
+                self.controller_client("scheduled-controller"),
+                config,
+                std::future::pending(),
+            ),
         );
     }
 
@@ -190,7 +264,11 @@ impl Env {
             "action-controller",
             metrics,
             health,
-            action_controller::run(self.client.clone(), config, std::future::pending()),
+            action_controller::run(
+                self.controller_client("action-controller"),
+                config,
+                std::future::pending(),
+            ),
         );
     }
 
@@ -208,7 +286,11 @@ impl Env {
             "metrics-exporter",
             metrics,
             health,
-            metrics_exporter::exporter::run(self.client.clone(), config, std::future::pending()),
+            metrics_exporter::exporter::run(
+                self.controller_client("metrics-exporter"),
+                config,
+                std::future::pending(),
+            ),
         );
     }
 
@@ -352,31 +434,126 @@ impl Env {
         }
     }
 
-    /// Marks a Job finished the way the Kubernetes Job controller would (status subresource).
+    /// Finishes Job `name` the way it finishes on a cluster without a kubelet: its Pod (created by the job
+    /// controller, the fake's or the real one) is marked `Succeeded`, or `Failed` with a termination message,
+    /// through `pods/status`; the job controller then writes the Job's status. Failed Pods are replaced until the
+    /// Job's backoff limit is reached (the e2e ScheduledBackups set `backoffLimit: 0`).
     pub async fn finish_job(&self, name: &str, succeeded: bool) {
-        let now = jiff::Timestamp::now().to_string();
-        let condition = if succeeded {
-            serde_json::json!({"type": "Complete", "status": "True", "lastTransitionTime": now})
-        } else {
-            serde_json::json!({"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                               "message": "Job has reached the specified backoff limit", "lastTransitionTime": now})
-        };
-        let mut status = serde_json::json!({"startTime": now, "conditions": [condition]});
-        if succeeded {
-            status["completionTime"] = Value::String(now.clone());
-            status["succeeded"] = 1.into();
-        } else {
-            status["failed"] = 1.into();
+        use fake_apiserver::testing::{Outcome, finish_job_pod};
+        let jobs: Api<k8s_openapi::api::batch::v1::Job> = self.api();
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let outcome = if succeeded {
+                Outcome::Succeeded
+            } else {
+                Outcome::Failed {
+                    exit_code: 3,
+                    message: "pg_dump: error: connection to server failed".into(),
+                }
+            };
+            finish_job_pod(self.client.clone(), &self.namespace, name, outcome)
+                .await
+                .unwrap_or_else(|e| panic!("finishing the Pod of Job {name}: {e}"));
+            // Wait for the job controller's verdict, or for the replacement of a failed Pod.
+            loop {
+                let job = jobs.get(name).await.expect("reading the Job");
+                let finished = job
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| {
+                        c.iter().any(|c| {
+                            (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"
+                        })
+                    });
+                if finished {
+                    return;
+                }
+                let active = job.status.as_ref().and_then(|s| s.active).unwrap_or(0);
+                if !succeeded && active > 0 {
+                    break; // a replacement Pod runs: fail it too
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "Job {name} did not finish: {:?}",
+                    job.status
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        let api: Api<k8s_openapi::api::batch::v1::Job> = self.api();
-        api.patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"status": status})),
+    }
+}
+
+/// A client of the fake server over HTTP, built like the binaries build theirs.
+async fn fake_client(http: &HttpHandle, token: Option<&str>) -> Client {
+    let config = http.config(token).await.expect("kubeconfig of the fake");
+    controller_runtime::client::from_config(config).expect("client of the fake")
+}
+
+/// Applies the ServiceAccounts and RBAC of [`RELEASE_MANIFESTS`] (server-side apply, idempotent).
+async fn apply_release_rbac(client: &Client) -> anyhow::Result<()> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(RELEASE_MANIFESTS)?;
+    for doc in docs.into_iter().filter(|d| d.is_object()) {
+        let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+        let (group, version, plural, namespaced) = match kind.as_str() {
+            "Namespace" => ("", "v1", "namespaces", false),
+            "ServiceAccount" => ("", "v1", "serviceaccounts", true),
+            "ClusterRole" => ("rbac.authorization.k8s.io", "v1", "clusterroles", false),
+            "ClusterRoleBinding" => (
+                "rbac.authorization.k8s.io",
+                "v1",
+                "clusterrolebindings",
+                false,
+            ),
+            "Role" => ("rbac.authorization.k8s.io", "v1", "roles", true),
+            "RoleBinding" => ("rbac.authorization.k8s.io", "v1", "rolebindings", true),
+            _ => continue,
+        };
+        let gvk = GroupVersionKind::gvk(group, version, &kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+        let object: DynamicObject = serde_json::from_value(doc)?;
+        let name = object
+            .metadata
+            .name
+            .clone()
+            .context("RBAC object without a name")?;
+        let api: Api<DynamicObject> = if namespaced {
+            let ns = object
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| RELEASE_NAMESPACE.into());
+            Api::namespaced_with(client.clone(), &ns, &resource)
+        } else {
+            Api::all_with(client.clone(), &resource)
+        };
+        api.patch(
+            &name,
+            &PatchParams::apply("bmc-e2e").force(),
+            &Patch::Apply(&object),
         )
         .await
-        .expect("patching Job status");
+        .with_context(|| format!("applying {kind} {name}"))?;
     }
+    Ok(())
+}
+
+/// A token of ServiceAccount `name` in [`RELEASE_NAMESPACE`] (TokenRequest, one hour).
+async fn service_account_token(client: &Client, name: &str) -> anyhow::Result<String> {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), RELEASE_NAMESPACE);
+    let request: TokenRequest = serde_json::from_value(serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"expirationSeconds": 3600}
+    }))?;
+    let answer = accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .with_context(|| {
+            format!("requesting a token of ServiceAccount {RELEASE_NAMESPACE}/{name}")
+        })?;
+    Ok(answer.status.context("TokenRequest without status")?.token)
 }
 
 /// Events about `name` in the scenario's namespace (events.k8s.io/v1), as `(type, reason, note)`.

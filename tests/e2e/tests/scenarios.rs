@@ -24,6 +24,7 @@ spec:
   vars: |
     Params: {hostname: db.example.svc, port: 5432, db: app, user: app}
     Repository: {url: "https://backups.example.org", passphrase: "", recipient: backups@example.org, collectionId: c-1}
+    HelmValues: {backoffLimit: 0}
 ---
 apiVersion: v1
 kind: Secret
@@ -673,4 +674,42 @@ async fn all_scenarios_on_a_real_cluster() {
     actions_run_exactly_one_job_each(Env::real("s3").await.unwrap()).await;
     bad_input_is_reported_and_disturbs_nothing_else(Env::real("s4").await.unwrap()).await;
     deleting_a_scheduled_backup_keeps_its_key_secret(Env::real("s5").await.unwrap()).await;
+}
+
+/// The fake enforces the chart's RBAC on the controllers' identities: what the chart does not grant is refused
+/// with the API server's own 403 (so a controller needing an ungranted verb fails this suite).
+#[tokio::test]
+async fn controllers_get_exactly_what_the_chart_grants() {
+    let env = Env::fake().await;
+    let sc = env.controller_client("scheduled-controller");
+    let jobs: kube::Api<Job> = kube::Api::namespaced(sc.clone(), "default");
+    assert!(
+        jobs.list(&ListParams::default()).await.is_ok(),
+        "granted: list jobs"
+    );
+    let job: Job = serde_json::from_value(json!({
+        "metadata": {"name": "x"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}
+    }))
+    .unwrap();
+    match jobs.create(&PostParams::default(), &job).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403);
+            assert!(
+                status.message.contains(
+                    "User \"system:serviceaccount:backup-maker:backup-maker-scheduled-controller\" cannot create resource \"jobs\""
+                ),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("the scheduled-controller may not create Jobs: {other:?}"),
+    }
+    let exporter = env.controller_client("metrics-exporter");
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(exporter, "default");
+    assert!(
+        secrets.list(&ListParams::default()).await.is_err(),
+        "the exporter reads no Secret"
+    );
+    env.cleanup().await;
 }
