@@ -100,10 +100,9 @@ impl Watches {
 
     fn listed(&self, id: usize) {
         let mut state = self.state();
-        let was_lost = !state.watches[id].1;
         state.watches[id].1 = true;
         let all = state.watches.iter().all(|(_, listed)| *listed);
-        if all && was_lost {
+        if all && state.unreachable_since.is_none() {
             self.health.set_ready(true);
         }
     }
@@ -146,6 +145,10 @@ impl Watches {
                     "the Kubernetes API server answers again: restarting every watch"
                 );
                 state.unreachable_since = None;
+                // Ready again once every restarted watch has listed.
+                for (_, listed) in &mut state.watches {
+                    *listed = false;
+                }
                 drop(state);
                 self.restart_all();
             }
@@ -332,6 +335,33 @@ mod tests {
         assert_eq!(*restarts.borrow_and_update(), 1);
         watches.probed(Ok(()));
         assert!(!restarts.has_changed().unwrap());
+    }
+
+    #[test]
+    fn after_an_outage_ready_waits_for_every_restarted_watch_to_list() {
+        let health = Health::default();
+        let watches = Watches::without_probe(health.clone(), None);
+        let (a, b) = (watches.register("A"), watches.register("B"));
+        watches.listed(a);
+        watches.listed(b);
+        assert!(health.is_ready());
+        // A hung API server: no watch fails, only the probe notices.
+        watches.probed(Err("no answer within 2s".into()));
+        assert!(!health.is_ready());
+        watches.listed(a);
+        assert!(
+            !health.is_ready(),
+            "not while the API server does not answer"
+        );
+        watches.probed(Ok(()));
+        assert!(
+            !health.is_ready(),
+            "not before the restarted watches listed"
+        );
+        watches.listed(a);
+        assert!(!health.is_ready());
+        watches.listed(b);
+        assert!(health.is_ready());
     }
 
     #[test]
