@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fake_apiserver::Verb;
+use fake_apiserver::testing::{Outcome, finish_job_pod};
 use serde_json::{Value, json};
 use support::*;
 
@@ -29,10 +30,33 @@ async fn wait_job(server: &fake_apiserver::FakeApiServer, name: &str) -> Value {
     job(server, name).unwrap()
 }
 
-fn set_job_status(server: &fake_apiserver::FakeApiServer, name: &str, status: Value) {
-    server
-        .modify("jobs", NS, name, |j| j["status"] = status)
+/// Ends the running Pod of Job `name` as a kubelet would; the fake's job controller then updates the Job.
+async fn finish_pod(server: &fake_apiserver::FakeApiServer, name: &str, outcome: Outcome) {
+    finish_job_pod(server.client(), NS, name, outcome)
+        .await
         .unwrap();
+}
+
+fn failed(message: &str) -> Outcome {
+    Outcome::Failed {
+        exit_code: 1,
+        message: message.into(),
+    }
+}
+
+/// Waits until the Job satisfies `predicate` (the job controller writes asynchronously).
+async fn wait_job_state(
+    server: &fake_apiserver::FakeApiServer,
+    name: &str,
+    predicate: impl Fn(&Value) -> bool,
+) -> Value {
+    server
+        .wait_for(Duration::from_secs(10), |s| {
+            s.get("jobs", NS, name).is_some_and(|j| predicate(&j))
+        })
+        .await
+        .unwrap_or_else(|_| panic!("Job {name}: {:#?}", server.get("jobs", NS, name)));
+    server.get("jobs", NS, name).unwrap()
 }
 
 #[tokio::test]
@@ -113,41 +137,36 @@ async fn the_action_phase_follows_the_job_conditions_to_succeeded_and_then_stops
     let controller = start(server.client());
     wait_job(&server, "b1").await;
 
-    set_job_status(
-        &server,
-        "b1",
-        json!({"startTime": "2026-02-01T02:00:00Z", "active": 1}),
-    );
+    // The job controller starts a Pod and marks the Job active.
+    let started = wait_job_state(&server, "b1", |j| j["status"]["active"] == 1).await;
     let rba = wait_action(&server, "b1", "Running", |a| {
         a["status"]["phase"] == "Running"
     })
     .await;
-    assert_eq!(rba["status"]["startTime"], "2026-02-01T02:00:00Z");
+    assert_eq!(rba["status"]["startTime"], started["status"]["startTime"]);
     assert_eq!(rba["status"]["childrenResourcesHealth"][0]["running"], true);
 
     // A failed pod retried within backoffLimit: still running, not failed.
-    set_job_status(
-        &server,
-        "b1",
-        json!({"startTime": "2026-02-01T02:00:00Z", "active": 1, "failed": 1}),
-    );
+    finish_pod(&server, "b1", failed("transient")).await;
+    wait_job_state(&server, "b1", |j| {
+        j["status"]["failed"] == 1 && j["status"]["active"] == 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rba = server.get("requestedbackupactions", NS, "b1").unwrap();
     assert_eq!(rba["status"]["phase"], "Running");
     assert_eq!(rba["status"]["healthy"], true);
 
-    set_job_status(
-        &server,
-        "b1",
-        json!({"startTime": "2026-02-01T02:00:00Z", "completionTime": "2026-02-01T02:00:42Z", "succeeded": 1, "failed": 1,
-               "conditions": [{"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": "2026-02-01T02:00:42Z"},
-                              {"type": "Complete", "status": "True", "lastTransitionTime": "2026-02-01T02:00:42Z"}]}),
-    );
+    finish_pod(&server, "b1", Outcome::Succeeded).await;
+    let done = wait_job_state(&server, "b1", |j| j["status"]["completionTime"].is_string()).await;
     let rba = wait_action(&server, "b1", "Succeeded", |a| {
         a["status"]["phase"] == "Succeeded"
     })
     .await;
-    assert_eq!(rba["status"]["completionTime"], "2026-02-01T02:00:42Z");
+    assert_eq!(
+        rba["status"]["completionTime"],
+        done["status"]["completionTime"]
+    );
     assert_eq!(condition(&rba, "Complete").unwrap()["status"], "True");
     assert_eq!(rba["status"]["healthy"], true);
     assert_eq!(
@@ -185,13 +204,36 @@ async fn a_job_that_exhausts_its_backoff_limit_fails_the_action_with_the_job_mes
         .unwrap();
     let controller = start(server.client());
     wait_job(&server, "b2").await;
-    set_job_status(
-        &server,
-        "b2",
-        json!({"startTime": "2026-02-01T02:00:00Z", "failed": 7,
-               "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                               "message": "Job has reached the specified backoff limit", "lastTransitionTime": "2026-02-01T02:05:00Z"}]}),
-    );
+    // Every Pod fails, until the Job's backoff limit is exhausted.
+    let job_failed = |j: &Value| {
+        j["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Failed" && c["status"] == "True")
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let failed_job = loop {
+        let job = server.get("jobs", NS, "b2").unwrap();
+        if job_failed(&job) {
+            break job;
+        }
+        let running = server.list_in("pods", NS).into_iter().any(|p| {
+            p["metadata"]["labels"]["job-name"] == "b2"
+                && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+        });
+        if running {
+            finish_pod(&server, "b2", failed("pg_dump: connection refused")).await;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{job:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let failed_at = failed_job["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Failed")
+        .unwrap()["lastTransitionTime"]
+        .clone();
     let rba = wait_action(&server, "b2", "Failed", |a| {
         a["status"]["phase"] == "Failed"
     })
@@ -208,7 +250,7 @@ async fn a_job_that_exhausts_its_backoff_limit_fails_the_action_with_the_job_mes
             .contains("Job has reached the specified backoff limit"),
         "{failed}"
     );
-    assert_eq!(rba["status"]["completionTime"], "2026-02-01T02:05:00Z");
+    assert_eq!(rba["status"]["completionTime"], failed_at);
     assert_eq!(rba["status"]["healthy"], false);
     assert_eq!(rba["status"]["childrenResourcesHealth"][0]["failed"], true);
     let events = server.events_for("b2");
@@ -721,7 +763,11 @@ async fn an_owned_job_the_cache_cannot_see_is_adopted_after_already_exists() {
         a["status"]["processed"] == true
     })
     .await;
-    assert_eq!(ready_reason(&rba).as_deref(), Some("Pending"), "{rba:#}");
+    // The job controller already started the adopted Job's Pod.
+    assert!(
+        matches!(ready_reason(&rba).as_deref(), Some("Pending" | "Running")),
+        "{rba:#}"
+    );
     assert_eq!(server.list_in("jobs", NS).len(), 1);
     assert_eq!(
         server.write_count("jobs", Verb::Create),
