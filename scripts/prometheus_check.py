@@ -174,6 +174,10 @@ def mutants(groups: dict) -> list[tuple[str, dict]]:
          expr_sub("ControllerDown", "max by (controller)", "min by (controller)")),
         ("ControllerDown without absent_over_time misses a controller that is not scraped at all",
          edit("ControllerDown", lambda r: r.update(expr=r["expr"].split("\nor ")[0] + "\n"))),
+        ("MetricsExporterDown without absent_over_time misses an exporter that is gone",
+         edit("MetricsExporterDown", lambda r: r.update(expr=r["expr"].split("\nor ")[0] + "\n"))),
+        ("MetricsExporterDown with min instead of max fires while one replica has synced",
+         expr_sub("MetricsExporterDown", "max(", "min(")),
     ]
 
 
@@ -256,6 +260,11 @@ def main() -> int:
             out = run([args.promtool, "test", "rules", str(test)])
             checks.record(out.returncode == 0, f"chart with {c}.enabled=false: ControllerDown ignores it",
                           out.stdout + out.stderr)
+
+        groups = render_chart(args.helm, "metrics-exporter.enabled=false")
+        left = sorted(set(alerts) - set(alerts_of(groups)))
+        checks.record(left == ["MetricsExporterDown"], "chart with metrics-exporter.enabled=false: only "
+                      f"MetricsExporterDown is left out (left out: {left})")
 
         for name, groups in mutants(source):
             path = work / "mutant.yaml"

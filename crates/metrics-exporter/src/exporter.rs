@@ -16,7 +16,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGaugeVec, Opts};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -38,6 +38,9 @@ pub const OVERDUE: &str = "backup_maker_backup_overdue";
 pub const ACTIONS_TOTAL: &str = "backup_maker_actions_total";
 /// `backup_maker_actions_running{namespace}`.
 pub const ACTIONS_RUNNING: &str = "backup_maker_actions_running";
+/// `backup_maker_exporter_ready`: 1 once every watch cache holds its initial list. Always exposed, so an alert can
+/// tell "no backups" from "no exporter" (without it, every backup alert silently resolves when the exporter dies).
+pub const EXPORTER_READY: &str = "backup_maker_exporter_ready";
 
 /// Every family the exporter's collector produces, for docs and rule/dashboard checks.
 pub const FAMILIES: &[&str] = &[
@@ -50,6 +53,7 @@ pub const FAMILIES: &[&str] = &[
     OVERDUE,
     ACTIONS_TOTAL,
     ACTIONS_RUNNING,
+    EXPORTER_READY,
 ];
 
 const SB_LABELS: &[&str] = &["namespace", "scheduledbackup", "operation"];
@@ -357,6 +361,14 @@ fn running_gauge() -> IntGaugeVec {
     .expect("valid metric definition")
 }
 
+fn exporter_ready_gauge() -> Gauge {
+    Gauge::with_opts(Opts::new(
+        EXPORTER_READY,
+        "1 once every watch cache of this exporter holds its initial list, else 0.",
+    ))
+    .expect("valid metric definition")
+}
+
 fn seconds(t: Timestamp) -> f64 {
     t.as_millisecond() as f64 / 1000.0
 }
@@ -381,6 +393,7 @@ impl BackupCollector {
             .collect();
         descs.extend(actions_total.desc().into_iter().cloned());
         descs.extend(running_gauge().desc().into_iter().cloned());
+        descs.extend(exporter_ready_gauge().desc().into_iter().cloned());
         Self {
             stores,
             grace,
@@ -389,6 +402,21 @@ impl BackupCollector {
             actions_total,
             counter: Mutex::new(ActionCounter::default()),
         }
+    }
+
+    /// Whether every store has its initial list.
+    fn synced(&self) -> bool {
+        fn ready<K: kube::Resource + Clone>(store: &Store<K>) -> bool
+        where
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            store
+                .wait_until_ready()
+                .now_or_never()
+                .is_some_and(|r| r.is_ok())
+        }
+        let s = &self.stores;
+        ready(&s.scheduled_backups) && ready(&s.actions) && ready(&s.jobs) && ready(&s.cron_jobs)
     }
 
     fn collect_actions(&self) -> IntGaugeVec {
@@ -503,6 +531,9 @@ impl Collector for BackupCollector {
         let mut out: Vec<MetricFamily> = gauges.iter().flat_map(|(_, g)| g.collect()).collect();
         out.extend(self.actions_total.collect());
         out.extend(running.collect());
+        let ready = exporter_ready_gauge();
+        ready.set(if self.synced() { 1.0 } else { 0.0 });
+        out.extend(ready.collect());
         // A family without samples is dropped: an empty cluster exposes no backup series at all.
         out.retain(|mf| !mf.get_metric().is_empty());
         out
@@ -1023,6 +1054,7 @@ mod tests {
             let expected: &[&str] = match s.name.as_str() {
                 ACTIONS_TOTAL => &["action", "namespace", "result"],
                 ACTIONS_RUNNING => &["namespace"],
+                EXPORTER_READY => &[],
                 _ => &["namespace", "operation", "scheduledbackup"],
             };
             assert_eq!(keys, expected, "labels of {}", s.name);
@@ -1060,14 +1092,38 @@ mod tests {
     }
 
     #[test]
-    fn empty_stores_expose_no_backup_families() {
+    fn empty_stores_expose_only_the_readiness_gauge() {
         let f = Fixture::new();
         let (_r, scrape) = scrape(BackupCollector::with_clock(
             f.stores(),
             HOUR,
             fixed("2025-01-10T12:00:00Z"),
         ));
-        assert!(scrape().samples.is_empty());
+        let e = scrape();
+        let names: Vec<&str> = e.samples.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, [EXPORTER_READY]);
+    }
+
+    #[test]
+    fn the_readiness_gauge_is_one_once_every_watch_cache_has_its_initial_list() {
+        let mut f = Fixture::new();
+        let (_r, scrape) = scrape(BackupCollector::with_clock(
+            f.stores(),
+            HOUR,
+            fixed("2025-01-10T12:00:00Z"),
+        ));
+        assert_eq!(scrape().value(EXPORTER_READY, &[]), Some(0.0));
+        f.sbs.apply_watcher_event(&Event::InitDone);
+        f.rbas.apply_watcher_event(&Event::InitDone);
+        f.jobs.apply_watcher_event(&Event::InitDone);
+        assert_eq!(
+            scrape().value(EXPORTER_READY, &[]),
+            Some(0.0),
+            "the CronJob cache has not listed yet"
+        );
+        f.cron_jobs.apply_watcher_event(&Event::InitDone);
+        assert_eq!(scrape().value(EXPORTER_READY, &[]), Some(1.0));
+        assert_eq!(scrape().type_of(EXPORTER_READY), Some("gauge"));
     }
 
     #[test]

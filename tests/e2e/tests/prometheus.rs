@@ -590,6 +590,12 @@ async fn scenario(bin: &Path) {
     );
     let up = prom.query("up{job=\"metrics-exporter\"}").await.unwrap();
     assert_eq!(labels_of(&up[0])["namespace"], "backup-maker");
+    let ready = prom.query("backup_maker_exporter_ready").await.unwrap();
+    assert_eq!(ready.len(), 1, "{ready:?}");
+    assert_eq!(
+        ready[0]["value"][1], "1",
+        "the exporter's watches have synced"
+    );
 
     // Every family of every controller is there from start-up, errors at 0 for each reason of its error enum.
     for (controller, reasons) in [
@@ -709,7 +715,17 @@ async fn scenario(bin: &Path) {
             evaluated += 1;
         }
     }
-    assert_eq!(evaluated, 5, "rules loaded: {rules}");
+    let shipped: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(root().join("deploy/prometheus/rules.yaml")).unwrap(),
+    )
+    .unwrap();
+    let shipped_rules: usize = shipped["spec"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["rules"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(evaluated, shipped_rules, "rules loaded: {rules}");
 
     // Every dashboard query parses and returns series with this data.
     let queries = dashboard_queries();
