@@ -89,32 +89,47 @@ impl ApiError {
         .with_details(kind, name)
     }
 
-    /// 409 on a server-side apply that would take fields owned by other managers.
-    pub(crate) fn apply_conflict(plural: &str, name: &str, conflicts: &[(String, String)]) -> Self {
-        let lines: Vec<String> = conflicts
-            .iter()
-            .map(|(manager, field)| format!("conflict with \"{manager}\": {field}"))
-            .collect();
+    /// 409 on a server-side apply that would take fields owned by other managers: one
+    /// `(manager as described, field path)` per conflict. The message lists one conflict inline,
+    /// several grouped by manager (sorted), as the apiserver's field manager does; the details
+    /// carry only the causes (recordings c2, c3, e3).
+    pub(crate) fn apply_conflict(conflicts: &[(String, String)]) -> Self {
         let causes: Vec<Value> = conflicts
             .iter()
             .map(|(manager, field)| {
-                json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{manager}\""), "field": field})
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": field})
             })
             .collect();
-        let mut err = Self::new(
-            409,
-            "Conflict",
-            format!(
-                "Apply failed with {} conflict{}: {}",
-                conflicts.len(),
-                if conflicts.len() == 1 { "" } else { "s" },
-                lines.join("\n")
-            ),
-        );
-        // The apiserver's apply conflicts carry only the causes (recordings c2, c3, e3).
-        let _ = (plural, name);
+        let message = match conflicts {
+            [(manager, field)] => {
+                format!("Apply failed with 1 conflict: conflict with {manager}: {field}")
+            }
+            _ => {
+                let mut by_manager: std::collections::BTreeMap<&str, Vec<&str>> =
+                    std::collections::BTreeMap::new();
+                for (manager, field) in conflicts {
+                    by_manager.entry(manager).or_default().push(field);
+                }
+                let mut lines = Vec::new();
+                for (manager, fields) in by_manager {
+                    lines.push(format!("conflicts with {manager}:"));
+                    lines.extend(fields.iter().map(|f| format!("- {f}")));
+                }
+                format!(
+                    "Apply failed with {} conflicts: {}",
+                    conflicts.len(),
+                    lines.join("\n")
+                )
+            }
+        };
+        let mut err = Self::new(409, "Conflict", message);
         err.details = Some(json!({"causes": causes}));
         err
+    }
+
+    /// 500 without a reason (the apiserver's answer to an apply body it cannot type, c5/e1).
+    pub(crate) fn internal(message: String) -> Self {
+        Self::new(500, "", message)
     }
 
     /// 410 for a watch or continue token older than the retained event log.
@@ -137,13 +152,16 @@ impl ApiError {
         Self::new(405, "MethodNotAllowed", message)
     }
 
-    /// 415 for a PATCH content type the server does not know.
-    pub(crate) fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(
+    /// 415 for a PATCH content type the server does not know (recording c5: the generic
+    /// message and empty details, whatever the content type).
+    pub(crate) fn unsupported_media_type() -> Self {
+        let mut err = Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format: {content_type}"),
-        )
+            "415: Unsupported Media Type".to_owned(),
+        );
+        err.details = Some(json!({}));
+        err
     }
 
     /// The `metav1.Status` JSON body.
@@ -157,6 +175,9 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty() {
+            status.as_object_mut().map(|s| s.remove("reason"));
+        }
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }

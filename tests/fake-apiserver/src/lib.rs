@@ -34,6 +34,7 @@ mod jobcontroller;
 mod kcm;
 mod list;
 mod namespaces;
+mod openapi;
 mod outage;
 mod patch;
 mod registry;

@@ -15,7 +15,8 @@ use crate::errors::ApiError;
 use crate::patch::{self, PatchKind};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{
-    DeleteOptions, Deletion, ObjKey, Propagation, Store, Target, Verb, WriteRecord,
+    DeleteOptions, Deletion, FieldValidation, ObjKey, Propagation, RequestContext, Store, Target,
+    Verb, WriteRecord,
 };
 use crate::watch::{self, WatchRequest};
 
@@ -372,7 +373,9 @@ fn collection(
             let manager = req.manager();
             let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
             let before = guard.resource_version();
-            let result = guard.create(&res, &ns, body, Some(&manager), false);
+            let (result, warnings) = write(&mut guard, req, false, |s| {
+                s.create(&res, &ns, body, Some(&manager), false)
+            });
             let name = result
                 .as_ref()
                 .ok()
@@ -389,7 +392,10 @@ fn collection(
                 &result,
                 before,
             );
-            Ok(json_response(201, &result?))
+            Ok(with_warnings(
+                json_response(201, &created_answer(req, result?)),
+                &warnings,
+            ))
         }
         Method::DELETE => {
             let (labels, fields) = selectors(q)?;
@@ -443,6 +449,62 @@ fn delete_options(req: &Incoming) -> Result<DeleteOptions, ApiError> {
             .as_str()
             .map(str::to_owned),
     })
+}
+
+/// Runs one write of a request: its `fieldValidation` and whether it is a patch go to the
+/// store's request context, `dryRun=All` keeps nothing (recording c5), and the warnings the
+/// write produced come back for the `Warning` headers.
+fn write<T>(
+    store: &mut Store,
+    req: &Incoming,
+    patch: bool,
+    run: impl FnOnce(&mut Store) -> Result<T, ApiError>,
+) -> (Result<T, ApiError>, Vec<String>) {
+    let field_validation = match req.query.get("fieldValidation").map(String::as_str) {
+        Some("Strict") => FieldValidation::Strict,
+        Some("Ignore") => FieldValidation::Ignore,
+        _ => FieldValidation::Warn,
+    };
+    store.request = RequestContext {
+        field_validation,
+        patch,
+        warnings: Vec::new(),
+    };
+    let result = if is_dry_run(req) {
+        store.dry_run(run)
+    } else {
+        run(store)
+    };
+    let warnings = std::mem::take(&mut store.request).warnings;
+    (result, warnings)
+}
+
+fn is_dry_run(req: &Incoming) -> bool {
+    req.query.get("dryRun").is_some_and(|d| d == "All")
+}
+
+/// A created object as answered: a dry-run create has no resourceVersion (recording c5).
+fn created_answer(req: &Incoming, mut obj: Value) -> Value {
+    if is_dry_run(req)
+        && let Some(m) = obj["metadata"].as_object_mut()
+    {
+        m.remove("resourceVersion");
+    }
+    obj
+}
+
+/// Adds one `Warning: 299 - "..."` header per warning, as the apiserver does.
+fn with_warnings(
+    mut response: Response<ResponseBody>,
+    warnings: &[String],
+) -> Response<ResponseBody> {
+    for w in warnings {
+        let text = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
+        if let Ok(v) = header::HeaderValue::from_str(&text) {
+            response.headers_mut().append("warning", v);
+        }
+    }
+    response
 }
 
 /// The DELETE answer: a removed object is reported as a `Status` `Success` naming the resource
@@ -519,7 +581,9 @@ fn object(
             let body = parse_body(&req.body, false)?;
             let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
             let before = guard.resource_version();
-            let result = guard.update(&res, &key, body, target, Some(&manager));
+            let (result, warnings) = write(&mut guard, req, false, |s| {
+                s.update(&res, &key, body, target, Some(&manager))
+            });
             count(
                 &mut guard,
                 &res,
@@ -530,13 +594,13 @@ fn object(
                 &result,
                 before,
             );
-            Ok(json_response(200, &result?))
+            Ok(with_warnings(json_response(200, &result?), &warnings))
         }
         Method::DELETE if !status => {
             let opts = delete_options(req)?;
             let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
             let before = guard.resource_version();
-            let result = guard.delete(&res, &key, &opts);
+            let (result, _) = write(&mut guard, req, false, |s| s.delete(&res, &key, &opts));
             let result = result.map(|d| deletion_body(&res, d));
             count(
                 &mut guard,
@@ -552,12 +616,13 @@ fn object(
         }
         Method::PATCH => {
             let kind = PatchKind::from_content_type(&req.content_type)
-                .ok_or_else(|| ApiError::unsupported_media_type(&req.content_type))?;
+                .ok_or_else(ApiError::unsupported_media_type)?;
             let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
             let before = guard.resource_version();
             if kind == PatchKind::Apply {
-                let result =
-                    apply_request(&mut guard, req, &res, namespace, name, target, &manager);
+                let (result, warnings) = write(&mut guard, req, false, |s| {
+                    apply_request(s, req, &res, namespace, name, target, &manager)
+                });
                 count(
                     &mut guard,
                     &res,
@@ -569,9 +634,22 @@ fn object(
                     before,
                 );
                 let (obj, created) = result?;
-                return Ok(json_response(if created { 201 } else { 200 }, &obj));
+                let response = if created {
+                    json_response(201, &created_answer(req, obj))
+                } else {
+                    json_response(200, &obj)
+                };
+                return Ok(with_warnings(response, &warnings));
             }
-            let result = patch_request(&mut guard, req, kind, &res, &key, target, &manager);
+            if truthy(&req.query, "force") {
+                return Err(ApiError::invalid_with_details(
+                    "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch".to_owned(),
+                    json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{"reason": "FieldValueForbidden", "message": "Forbidden: may not be specified for non-apply patch", "field": "force"}]}),
+                ));
+            }
+            let (result, warnings) = write(&mut guard, req, true, |s| {
+                patch_request(s, req, kind, &res, &key, target, &manager)
+            });
             count(
                 &mut guard,
                 &res,
@@ -582,7 +660,7 @@ fn object(
                 &result,
                 before,
             );
-            Ok(json_response(200, &result?))
+            Ok(with_warnings(json_response(200, &result?), &warnings))
         }
         _ => Err(ApiError::method_not_allowed(format!(
             "{} is not supported here",
@@ -601,8 +679,9 @@ fn apply_request(
     manager: &str,
 ) -> Result<(Value, bool), ApiError> {
     if req.query.get("fieldManager").is_none_or(String::is_empty) {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::invalid_with_details(
             "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".to_owned(),
+            json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}]}),
         ));
     }
     let config = parse_body(&req.body, true)?;

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, broadcast};
 
 use crate::ResourceInfo;
-use crate::apply::{self, Managers};
+use crate::apply::{self, Manager, Managers};
 use crate::defaults::apply_defaults;
 use crate::errors::ApiError;
 use crate::registry::Registry;
@@ -149,15 +149,39 @@ pub(crate) struct DeleteOptions {
     pub(crate) precondition_rv: Option<String>,
 }
 
+#[derive(Clone)]
 struct Stored {
     value: Value,
     managers: Managers,
 }
 
+/// `fieldValidation` of a write request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum FieldValidation {
+    /// Unknown fields are dropped silently.
+    Ignore,
+    /// Unknown fields are dropped with one `Warning` header each (the default).
+    #[default]
+    Warn,
+    /// Unknown fields fail the request.
+    Strict,
+}
+
+/// What the HTTP layer tells the write pipeline about the request in progress, and the
+/// warnings the write produced for it (see `routes::write`).
+#[derive(Debug, Default)]
+pub(crate) struct RequestContext {
+    pub(crate) field_validation: FieldValidation,
+    /// The write is the result of a JSON/merge/strategic patch (its strict-decoding error
+    /// quotes the patched object, recording e1).
+    pub(crate) patch: bool,
+    pub(crate) warnings: Vec<String>,
+}
+
 /// The whole server state. Lives behind one mutex; no lock is held across an await.
 pub(crate) struct Store {
     pub(crate) registry: Registry,
-    schemas: HashMap<(String, String), Value>,
+    schemas: HashMap<(String, String), Arc<Value>>,
     objects: BTreeMap<ObjKey, Stored>,
     rv: u64,
     log: VecDeque<Arc<LogEntry>>,
@@ -172,6 +196,10 @@ pub(crate) struct Store {
     gc_running: bool,
     /// Built-in controllers and namespace enforcement (`kcm`, `namespaces`).
     pub(crate) options: crate::kcm::Options,
+    /// The API request being served (`fieldValidation`, warnings); default outside requests.
+    pub(crate) request: RequestContext,
+    /// Inside [`Store::dry_run`]: changes are neither logged nor broadcast.
+    dry_run: bool,
 }
 
 pub(crate) fn now() -> String {
@@ -309,7 +337,7 @@ impl Store {
         let (events, _) = broadcast::channel(16 * 1024);
         Self {
             registry,
-            schemas,
+            schemas: schemas.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
             objects: BTreeMap::new(),
             rv: 1,
             log: VecDeque::new(),
@@ -321,6 +349,8 @@ impl Store {
             write_log: Vec::new(),
             gc_running: false,
             options: crate::kcm::Options::default(),
+            request: RequestContext::default(),
+            dry_run: false,
         }
     }
 
@@ -370,6 +400,9 @@ impl Store {
     }
 
     fn record(&mut self, key: &ObjKey, event: EventType, object: Value, previous: Option<Value>) {
+        if self.dry_run {
+            return;
+        }
         let entry = Arc::new(LogEntry {
             rv: self.rv,
             key: key.clone(),
@@ -391,6 +424,98 @@ impl Store {
     fn next_rv(&mut self) -> u64 {
         self.rv += 1;
         self.rv
+    }
+
+    /// `dryRun=All`: runs a write with everything it checks (admission, validation, conflicts)
+    /// and then forgets it: no object, resourceVersion or watch event is kept.
+    pub(crate) fn dry_run<T>(&mut self, write: impl FnOnce(&mut Self) -> T) -> T {
+        let objects = self.objects.clone();
+        let rv = self.rv;
+        self.dry_run = true;
+        let out = write(self);
+        self.dry_run = false;
+        self.objects = objects;
+        self.rv = rv;
+        out
+    }
+
+    /// Decoding of a written object as the apiserver does it: an `apiVersion`/`kind` of another
+    /// type is 400; fields the schema does not declare fail the request under `Strict`, or are
+    /// reported as warnings (`Warn`, the default) and dropped (recordings e1, e2).
+    fn decode(&mut self, res: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+        if let Some(sent) = obj["apiVersion"].as_str()
+            && sent != res.api_version()
+        {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({sent}) does not match the expected API version ({})",
+                res.api_version()
+            )));
+        }
+        if let Some(sent) = obj["kind"].as_str()
+            && sent != res.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({sent}) does not match the expected kind ({})",
+                res.kind
+            )));
+        }
+        let Some(schema) = self.decoding_schema(res) else {
+            return Ok(());
+        };
+        let unknown = crate::openapi::unknown_fields(schema.root(), obj);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let listed: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field {f:?}"))
+            .collect();
+        match self.request.field_validation {
+            FieldValidation::Strict if self.request.patch => {
+                let mut shown = obj.clone();
+                normalize(&mut shown);
+                // Quotes the patched object (managedFields included on a cluster; the fake has
+                // none to quote).
+                let cause = format!(
+                    "Invalid value: {:?}: strict decoding error: {}",
+                    serde_json::to_string(&shown).unwrap_or_default(),
+                    listed.join(", ")
+                );
+                return Err(ApiError::invalid_with_details(
+                    format!(" \"\" is invalid: patch: {cause}"),
+                    json!({"causes": [{"reason": "FieldValueInvalid", "message": cause, "field": "patch"}]}),
+                ));
+            }
+            FieldValidation::Strict => {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+                    listed.join(", "),
+                    kind = res.kind,
+                    version = res.version,
+                )));
+            }
+            FieldValidation::Warn => self.request.warnings.extend(listed),
+            FieldValidation::Ignore => {}
+        }
+        crate::openapi::prune(schema.root(), obj);
+        Ok(())
+    }
+
+    /// The schema that decides which fields a write may carry: a registered CRD's, or a built-in
+    /// type's. A custom type served without its CRD (only registered by name) keeps whatever it
+    /// is sent, even when the recorded OpenAPI documents describe it.
+    fn decoding_schema(&self, res: &ResourceInfo) -> Option<crate::openapi::TypeSchema> {
+        self.type_schema(res)
+            .filter(|s| s.is_crd() || crate::registry::is_builtin_group(&res.group))
+    }
+
+    /// The schema of a served type: its registered CRD's, else the recorded OpenAPI document's.
+    pub(crate) fn type_schema(&self, res: &ResourceInfo) -> Option<crate::openapi::TypeSchema> {
+        match self.schemas.get(&(res.group.clone(), res.plural.clone())) {
+            Some(crd) => Some(crate::openapi::TypeSchema::Crd(crd.clone())),
+            None => crate::openapi::builtin(&res.group, &res.version, &res.kind)
+                .map(crate::openapi::TypeSchema::Builtin),
+        }
     }
 
     fn defaults(&self, res: &ResourceInfo, obj: &mut Value) {
@@ -460,6 +585,9 @@ impl Store {
         if self.objects.contains_key(&key) {
             return Err(ApiError::already_exists(&res.plural, &name));
         }
+        if !keep_status {
+            self.decode(res, &mut obj)?;
+        }
         obj["apiVersion"] = json!(res.api_version());
         obj["kind"] = json!(res.kind);
         if res.has_status && !keep_status {
@@ -501,11 +629,13 @@ impl Store {
         }
         let mut managers = Managers::new();
         if let Some(manager) = manager {
+            let schema = self.type_schema(res);
             apply::record_update(
                 &json!({}),
                 &obj,
                 &mut managers,
-                &(manager.to_owned(), false),
+                &Manager::update(manager, false, &res.api_version()),
+                schema.as_ref().map(|s| s.root()),
             );
         }
         self.objects.insert(
@@ -554,9 +684,16 @@ impl Store {
             self.check_precondition(key, &candidate)?;
         }
         let new = self.commit(res, key, candidate, target)?;
+        let schema = self.type_schema(res);
         if let (Some(manager), Some(stored)) = (manager, self.objects.get_mut(key)) {
-            let who = (manager.to_owned(), target == Target::Status);
-            apply::record_update(&old, &new, &mut stored.managers, &who);
+            let who = Manager::update(manager, target == Target::Status, &res.api_version());
+            apply::record_update(
+                &old,
+                &new,
+                &mut stored.managers,
+                &who,
+                schema.as_ref().map(|s| s.root()),
+            );
         }
         Ok(new)
     }
@@ -578,13 +715,38 @@ impl Store {
                 "an apply configuration must be an object".to_owned(),
             ));
         }
+        let api_version = config["apiVersion"].as_str().unwrap_or_default().to_owned();
+        let kind = config["kind"].as_str().unwrap_or_default();
+        if api_version.is_empty() || kind.is_empty() {
+            // recording c5: the apiserver cannot tell the type without both.
+            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+            return Err(ApiError::bad_request(format!(
+                "invalid object type: {group}/{version}, Kind={kind}"
+            )));
+        }
         if let Some(sent) = meta_str(&config, "name").filter(|n| n != name) {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({sent}) does not match the name on the URL ({name})"
             )));
         }
+        let schema = self.type_schema(res);
+        let root = schema.as_ref().map(|s| s.root());
+        if let Some(decoding) = self.decoding_schema(res)
+            && let Some(first) = crate::openapi::unknown_fields(decoding.root(), &config).first()
+        {
+            // The apiserver cannot build a typed patch object from an undeclared field: a 500
+            // without reason, whatever `fieldValidation` says (recordings c5, e1).
+            let gv = if res.group.is_empty() {
+                format!("/{}", res.version)
+            } else {
+                res.api_version()
+            };
+            return Err(ApiError::internal(format!(
+                "failed to create typed patch object (/{name}; {gv}, Kind={}): .{first}: field not declared in schema",
+                res.kind
+            )));
+        }
         let key = ObjKey::new(res, namespace, name);
-        self.check_precondition(&key, &config)?;
         match target {
             Target::Status => {
                 config = json!({"status": config.get("status").cloned().unwrap_or(Value::Null)})
@@ -595,14 +757,14 @@ impl Store {
             _ => {}
         }
         fold_string_data(res, &mut config);
-        let who = (manager.to_owned(), target == Target::Status);
+        let who = Manager::apply(manager, target == Target::Status, &api_version);
         let Some(stored) = self.objects.get_mut(&key) else {
             if target == Target::Status {
                 return Err(ApiError::not_found(&res.plural, name));
             }
             let mut managers = Managers::new();
-            let mut obj = apply::apply(&json!({}), &config, &mut managers, &who, force)
-                .map_err(|c| ApiError::apply_conflict(&res.plural, name, &c))?;
+            let mut obj = apply::apply(&json!({}), &config, &mut managers, &who, force, root)
+                .map_err(|c| ApiError::apply_conflict(&c))?;
             meta(&mut obj).insert("name".into(), json!(name));
             let created = self.create(res, namespace, obj, None, false)?;
             if let Some(stored) = self.objects.get_mut(&key) {
@@ -611,8 +773,11 @@ impl Store {
             return Ok((created, true));
         };
         let mut managers = stored.managers.clone();
-        let merged = apply::apply(&stored.value, &config, &mut managers, &who, force)
-            .map_err(|c| ApiError::apply_conflict(&res.plural, name, &c))?;
+        let merged = apply::apply(&stored.value, &config, &mut managers, &who, force, root)
+            .map_err(|c| ApiError::apply_conflict(&c))?;
+        // A stale `metadata.resourceVersion` in the configuration is checked after the field
+        // conflicts (recording c5: conflict first, with force the 409 "has been modified").
+        self.check_precondition(&key, &config)?;
         let result = self.commit(res, &key, merged, target)?;
         if let Some(stored) = self.objects.get_mut(&key) {
             stored.managers = managers;
@@ -642,6 +807,10 @@ impl Store {
                 "the name of the object ({sent}) does not match the name on the URL ({})",
                 key.name
             )));
+        }
+        let mut candidate = candidate;
+        if target != Target::Internal {
+            self.decode(res, &mut candidate)?;
         }
         let mut new = match target {
             Target::Status => {
