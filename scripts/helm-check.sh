@@ -3,6 +3,7 @@
 #
 #   scripts/helm-check.sh [check]   everything below; fails on any error or drift (what CI runs)
 #   scripts/helm-check.sh sync      regenerate the generated chart files (scripts/sync_charts.py)
+#   scripts/helm-check.sh deps      `helm dependency build` every subchart, to install one on its own
 #   scripts/helm-check.sh manifests sync, then regenerate deploy/manifests/ from the chart
 #   scripts/helm-check.sh tools     only install the tools into .tools/
 #
@@ -130,6 +131,27 @@ validate() { # validate FILE: strict schema validation; custom resources only wa
   "$VENV/bin/kubernetes-validate" --strict --quiet -k "$K8S_VERSION" "$1"
 }
 
+# Through the umbrella, its copy of the library chart (charts/backup-maker-lib) serves every subchart; a
+# subchart installed or linted on its own needs the library packaged into its own charts/ first.
+build_subchart_deps() { # build_subchart_deps UMBRELLA_DIR
+  local sub
+  for sub in "$1"/charts/*/; do
+    grep -q '^type: library' "$sub/Chart.yaml" && continue
+    rm -rf "$sub/charts" "$sub/Chart.lock"
+    "$HELM" dependency build "$sub" >/dev/null
+  done
+}
+
+# `helm lint --with-subcharts` lints each subchart as a chart of its own, so it runs on a copy whose
+# subcharts carry the library: the checkout is left as it is.
+lint_charts() {
+  rm -rf "$WORK/lint"
+  mkdir -p "$WORK/lint"
+  cp -R "$CHART" "$WORK/lint/"
+  build_subchart_deps "$WORK/lint/backup-maker"
+  "$HELM" lint --strict --with-subcharts "$WORK/lint/backup-maker"
+}
+
 render_and_validate() { # render_and_validate NAME [helm args...]
   local name="$1"; shift
   local out="$WORK/render-$name.yaml"
@@ -189,7 +211,7 @@ check_lua() {
 run_checks() {
   local started=$SECONDS
   step "generated chart files match scripts/sync_charts.py" "$PY" "$ROOT/scripts/sync_charts.py" --check
-  step "helm lint --strict --with-subcharts" "$HELM" lint --strict --with-subcharts "$CHART"
+  step "helm lint --strict --with-subcharts (library and each subchart on its own too)" lint_charts
   step "render + validate (k8s $K8S_VERSION): defaults" render_and_validate defaults
   local c
   for c in gpg-keygen scheduled-controller action-controller metrics-exporter; do
@@ -226,6 +248,11 @@ main() {
       install_python_tools
       "$PY" "$ROOT/scripts/sync_charts.py"
       ;;
+    deps)
+      install_helm
+      build_subchart_deps "$CHART"
+      log "built charts/backup-maker/charts/*/charts/ (gitignored)"
+      ;;
     manifests)
       install_tools
       "$PY" "$ROOT/scripts/sync_charts.py"
@@ -236,10 +263,10 @@ main() {
       run_checks
       ;;
     -h|--help|help)
-      sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
       ;;
     *)
-      die "unknown command '$cmd' (check, sync, manifests, tools)"
+      die "unknown command '$cmd' (check, sync, deps, manifests, tools)"
       ;;
   esac
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Generates the repetitive parts of the Helm charts from one source, and checks them for drift.
+"""Generates what Helm cannot derive for the charts, and checks it for drift.
 
-Why: the four controller subcharts differ only in their RBAC rules (hand-written in each chart's
-templates/_rules.tpl), their description and a few defaults. Everything else would be four copies
-that drift apart. This script is the single source for:
+The four controller subcharts share their templates through the library chart
+charts/backup-maker/charts/backup-maker-lib (`type: library`, named templates); each subchart keeps only
+its RBAC rules (templates/_rules.tpl, hand-written) and one-line templates that include the library's.
+Helm has no way to generate a values file, its JSON schema and its documentation from one description,
+nor to keep chart versions and copied files in step, so this script is the single source for:
 
-* charts/backup-maker/charts/<name>/templates/*  (copies of charts/shared/templates/*)
 * charts/backup-maker/charts/<name>/{Chart.yaml,values.yaml,values.schema.json}
-* charts/backup-maker/{values.yaml,values.schema.json}
+* charts/backup-maker/charts/backup-maker-lib/Chart.yaml
+* charts/backup-maker/{Chart.yaml,values.yaml,values.schema.json}
 * the "Values" table in every chart README (between the values:begin/values:end markers)
 * charts/backup-maker/files/prometheus-rules.yaml   (from deploy/prometheus/rules.yaml, if present)
 * charts/backup-maker/files/dashboards/*.json       (from deploy/grafana/*.json, if present)
@@ -29,7 +31,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 UMBRELLA = ROOT / "charts" / "backup-maker"
-SHARED_TEMPLATES = ROOT / "charts" / "shared" / "templates"
+# The library chart every subchart depends on; it lives next to them in the umbrella's charts/.
+LIBRARY = "backup-maker-lib"
 
 CHART_VERSION = "0.1.0"
 APP_VERSION = "0.1.0"
@@ -368,8 +371,20 @@ def values_file(tree: dict, title: str) -> str:
     return GENERATED + f"# {title}\n" + "\n".join(emit_values(tree)) + "\n"
 
 
+# Helm gives every dependency a values scope under its name in the depending chart, the library's too
+# (holding only `global`). The schemas allow that key, and only with nothing set in it, so a value put
+# there by mistake fails the install instead of being ignored.
+LIBRARY_SCOPE = {
+    "description": f"Values scope Helm creates for the {LIBRARY} library dependency. The library reads no values: set this chart's own keys.",
+    "type": "object",
+    "properties": {"global": {"type": "object"}},
+    "additionalProperties": False,
+}
+
+
 def schema_file(tree: dict, title: str) -> str:
     schema = {"$schema": "https://json-schema.org/draft-07/schema#", "title": title, **emit_schema(tree, title)}
+    schema["properties"][LIBRARY] = LIBRARY_SCOPE
     return json.dumps(schema, indent=2) + "\n"
 
 
@@ -385,6 +400,10 @@ def readme_with_table(current: str, tree: dict) -> str:
     return f"{head}{BEGIN}\n{table}\n{END}{tail}"
 
 
+def library_dependency(repository: str) -> dict:
+    return {"name": LIBRARY, "version": CHART_VERSION, "repository": repository}
+
+
 def subchart_chart_yaml(name: str, description: str) -> str:
     return GENERATED + yaml.safe_dump(
         {
@@ -395,6 +414,25 @@ def subchart_chart_yaml(name: str, description: str) -> str:
             "version": CHART_VERSION,
             "appVersion": APP_VERSION,
             "kubeVersion": ">=1.29.0-0",
+            "home": "https://github.com/riotkit-org/backup-maker-controller",
+            "keywords": ["backup", "kubernetes", "operator"],
+            # Through the umbrella, the umbrella's copy of the library serves every subchart (named templates
+            # are global to a release). On its own, a subchart needs `helm dependency build` first, which
+            # packages the sibling directory into this chart's charts/ (gitignored).
+            "dependencies": [library_dependency(f"file://../{LIBRARY}")],
+        },
+        sort_keys=False,
+    )
+
+
+def library_chart_yaml() -> str:
+    return GENERATED + yaml.safe_dump(
+        {
+            "apiVersion": "v2",
+            "name": LIBRARY,
+            "description": "Named templates shared by the backup-maker controller subcharts: Deployment, ServiceAccount, RBAC, Service, ServiceMonitor, NetworkPolicy, PodDisruptionBudget",
+            "type": "library",
+            "version": CHART_VERSION,
             "home": "https://github.com/riotkit-org/backup-maker-controller",
             "keywords": ["backup", "kubernetes", "operator"],
         },
@@ -417,8 +455,11 @@ def umbrella_chart_yaml() -> str:
             # Unpacked subcharts under charts/<name>/: `helm template` needs no `helm dependency build`
             # (which would drop .tgz copies next to them and break lint).
             "dependencies": [
-                {"name": n, "version": CHART_VERSION, "repository": f"file://charts/{n}", "condition": f"{n}.enabled"}
-                for n in SUBCHARTS
+                library_dependency(f"file://charts/{LIBRARY}"),
+                *(
+                    {"name": n, "version": CHART_VERSION, "repository": f"file://charts/{n}", "condition": f"{n}.enabled"}
+                    for n in SUBCHARTS
+                ),
             ],
         },
         sort_keys=False,
@@ -475,15 +516,12 @@ def argocd_cm(custom_dir: Path) -> str:
 
 def expected_files() -> dict[Path, str | None]:
     """Every generated path with its expected content (None: the file must not exist)."""
-    files: dict[Path, str | None] = {}
-    shared = sorted(SHARED_TEMPLATES.iterdir())
+    files: dict[Path, str | None] = {UMBRELLA / "charts" / LIBRARY / "Chart.yaml": library_chart_yaml()}
     for name, cfg in SUBCHARTS.items():
         chart = UMBRELLA / "charts" / name
         tree = subchart_values(
             name, cfg["leader_election"], cfg["concurrency"], cfg["resources"], cfg.get("honor_labels", False)
         )
-        for src in shared:
-            files[chart / "templates" / src.name] = src.read_text()
         files[chart / "Chart.yaml"] = subchart_chart_yaml(name, cfg["description"])
         files[chart / "values.yaml"] = values_file(tree, f"Values of the {name} chart.")
         files[chart / "values.schema.json"] = schema_file(tree, f"Values of the {name} chart")

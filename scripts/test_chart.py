@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ CHART = ROOT / "charts" / "backup-maker"
 HELM = os.environ.get("HELM", "helm")
 RELEASE, NAMESPACE = "bm", "backups"
 CONTROLLERS = ["gpg-keygen", "scheduled-controller", "action-controller", "metrics-exporter"]
+LIBRARY = "backup-maker-lib"
 LEADER_ELECTING = ["gpg-keygen", "scheduled-controller", "action-controller"]
 
 R, W, L, C, P, D = "get", "watch", "list", "create", "patch", "delete"
@@ -166,6 +168,23 @@ def chart_copy(tmp: str, with_crds: bool = False, with_rules: bool = False, with
         (dst / "files" / "dashboards").mkdir(parents=True)
         (dst / "files" / "dashboards" / "overview.json").write_text('{"title": "Backups {{x}}"}\n')
     return dst
+
+
+def standalone_subchart(tmp: str, name: str, build: bool = True) -> Path:
+    """A copy of one subchart next to the library chart, with the library packaged into it by
+    `helm dependency build` (what installing a subchart on its own takes), or not."""
+    root = Path(tmp) / f"standalone-{name}"
+    for chart in (name, LIBRARY):
+        shutil.copytree(CHART / "charts" / chart, root / chart, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
+    if build:
+        dependency_build(root / name)
+    return root / name
+
+
+def dependency_build(chart: Path) -> None:
+    proc = subprocess.run([HELM, "dependency", "build", str(chart)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RenderError(proc.stderr.strip())
 
 
 class Rbac(unittest.TestCase):
@@ -453,12 +472,80 @@ class Workloads(unittest.TestCase):
             if d["kind"] not in CLUSTER_SCOPED:
                 self.assertEqual(d["metadata"].get("namespace"), NAMESPACE, f"{d['kind']} {d['metadata']['name']}")
 
-    def test_subcharts_render_on_their_own(self):
+    def test_subcharts_render_on_their_own_once_their_library_dependency_is_built(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in CONTROLLERS:
+                with self.subTest(chart=name):
+                    docs = render(chart=standalone_subchart(tmp, name))
+                    named(docs, "Deployment", f"{RELEASE}-{name}")
+                    self.assertEqual(rule_triples(named(docs, "ClusterRole", f"{RELEASE}-{name}")), EXPECTED_CLUSTER_RULES[name])
+
+    def test_a_subchart_on_its_own_without_its_library_asks_for_helm_dependency_build(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            with self.assertRaisesRegex(RenderError, f"helm dependency build.*missing in charts/ directory: {LIBRARY}"):
+                render(chart=standalone_subchart(tmp, "gpg-keygen", build=False))
+
+
+class Library(unittest.TestCase):
+    """The shared templates live once, in the library chart; the subcharts only include them."""
+
+    LIB = CHART / "charts" / LIBRARY
+
+    def object_templates(self) -> set[str]:
+        """The library's object templates: every `define` outside _helpers.tpl."""
+        names = set()
+        for tpl in self.LIB.glob("templates/_*.tpl"):
+            if tpl.name != "_helpers.tpl":
+                names |= set(re.findall(r'\{\{-? define "([^"]+)"', tpl.read_text()))
+        return names
+
+    def test_every_subchart_template_is_one_include_of_a_library_object_template(self):
+        objects = self.object_templates()
+        self.assertEqual(len(objects), 7, objects)
         for name in CONTROLLERS:
             with self.subTest(chart=name):
-                docs = render(chart=CHART / "charts" / name)
-                named(docs, "Deployment", f"{RELEASE}-{name}")
-                self.assertEqual(rule_triples(named(docs, "ClusterRole", f"{RELEASE}-{name}")), EXPECTED_CLUSTER_RULES[name])
+                templates = sorted((CHART / "charts" / name / "templates").iterdir())
+                included = set()
+                for tpl in templates:
+                    if tpl.name == "_rules.tpl":
+                        continue
+                    match = re.fullmatch(r'\{\{- include "(bmc\.\w+)" \. \}\}\n', tpl.read_text())
+                    self.assertIsNotNone(match, f"{tpl.relative_to(CHART)} is not one include of a library template")
+                    included.add(match.group(1))
+                self.assertEqual(included, objects)
+                self.assertEqual(len(templates), len(objects) + 1)
+
+    def test_the_library_is_a_library_chart_that_the_umbrella_and_every_subchart_depend_on(self):
+        lib = yaml.safe_load((self.LIB / "Chart.yaml").read_text())
+        self.assertEqual((lib["name"], lib["type"]), (LIBRARY, "library"))
+        umbrella = yaml.safe_load((CHART / "Chart.yaml").read_text())
+        self.assertIn({"name": LIBRARY, "version": lib["version"], "repository": f"file://charts/{LIBRARY}"}, umbrella["dependencies"])
+        for name in CONTROLLERS:
+            with self.subTest(chart=name):
+                chart = yaml.safe_load((CHART / "charts" / name / "Chart.yaml").read_text())
+                self.assertEqual(chart["dependencies"], [{"name": LIBRARY, "version": lib["version"], "repository": f"file://../{LIBRARY}"}])
+
+    def test_a_stale_library_packaged_into_a_subchart_does_not_change_the_umbrellas_render(self):
+        # A user who once ran `helm dependency build` on a subchart keeps that packaged copy; through the
+        # umbrella, the umbrella's own library must still be the one rendered. Two things see to it: the
+        # umbrella's .helmignore skips *.tgz, and Helm parses the shallowest copy of a template name last.
+        with tempfile.TemporaryDirectory() as tmp:
+            chart = chart_copy(tmp)
+            deployment_tpl = chart / "charts" / LIBRARY / "templates" / "_deployment.tpl"
+            current = deployment_tpl.read_text()
+            deployment_tpl.write_text(current.replace("revisionHistoryLimit: 3", "revisionHistoryLimit: 7"))
+            dependency_build(chart / "charts" / "gpg-keygen")
+            stale = named(render(chart=chart / "charts" / "gpg-keygen"), "Deployment", f"{RELEASE}-gpg-keygen")
+            self.assertEqual(stale["spec"]["revisionHistoryLimit"], 7)
+            deployment_tpl.write_text(current)
+            for dep in kinds(render(chart=chart), "Deployment"):
+                self.assertEqual(dep["spec"]["revisionHistoryLimit"], 3, dep["metadata"]["name"])
+
+    def test_values_set_in_the_librarys_scope_are_refused_instead_of_ignored(self):
+        for bad in [f"{LIBRARY}.replicas=2", f"gpg-keygen.{LIBRARY}.replicas=2"]:
+            with self.subTest(value=bad):
+                with self.assertRaisesRegex(RenderError, f"/{LIBRARY}.*additional properties 'replicas' not allowed"):
+                    render(bad)
 
 
 class Optional(unittest.TestCase):
@@ -610,10 +697,8 @@ class SyncCharts(unittest.TestCase):
         shutil.copytree(ROOT / "deploy" / "argocd", root / "deploy" / "argocd")
         self.addCleanup(setattr, sync_charts, "ROOT", sync_charts.ROOT)
         self.addCleanup(setattr, sync_charts, "UMBRELLA", sync_charts.UMBRELLA)
-        self.addCleanup(setattr, sync_charts, "SHARED_TEMPLATES", sync_charts.SHARED_TEMPLATES)
         sync_charts.ROOT = root
         sync_charts.UMBRELLA = root / "charts" / "backup-maker"
-        sync_charts.SHARED_TEMPLATES = root / "charts" / "shared" / "templates"
         return root
 
     def quiet_main(self, *args: str) -> int:
@@ -624,16 +709,32 @@ class SyncCharts(unittest.TestCase):
             finally:
                 sys.stdout = saved
 
-    def test_check_mode_flags_a_hand_edited_copy_and_sync_restores_it(self):
+    def test_check_mode_flags_a_hand_edited_generated_file_and_sync_restores_it(self):
         with tempfile.TemporaryDirectory() as tmp:
             root = self.sandbox(tmp)
-            copy = root / "charts/backup-maker/charts/action-controller/templates/deployment.yaml"
-            copy.write_text(copy.read_text().replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"))
+            chart_yaml = root / "charts/backup-maker/charts/action-controller/Chart.yaml"
+            generated = chart_yaml.read_text()
+            chart_yaml.write_text(generated.replace("version: 0.1.0\n  repository", "version: 0.0.9\n  repository"))
+            self.assertNotEqual(chart_yaml.read_text(), generated)
             self.assertEqual(self.quiet_main("--check"), 1)
-            self.assertIn("readOnlyRootFilesystem: false", copy.read_text())
+            self.assertIn("version: 0.0.9", chart_yaml.read_text())
             self.assertEqual(self.quiet_main(), 0)
-            self.assertEqual(copy.read_text(), (root / "charts/shared/templates/deployment.yaml").read_text())
+            self.assertEqual(chart_yaml.read_text(), generated)
             self.assertEqual(self.quiet_main("--check"), 0)
+
+    def test_every_chart_version_and_library_dependency_comes_from_one_version(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = self.sandbox(tmp)
+            self.addCleanup(setattr, sync_charts, "CHART_VERSION", sync_charts.CHART_VERSION)
+            sync_charts.CHART_VERSION = "2.3.4"
+            self.assertEqual(self.quiet_main(), 0)
+            charts = root / "charts/backup-maker"
+            lib = yaml.safe_load((charts / "charts" / LIBRARY / "Chart.yaml").read_text())
+            self.assertEqual(lib["version"], "2.3.4")
+            for chart_yaml in [charts / "Chart.yaml", *(charts / "charts" / n / "Chart.yaml" for n in CONTROLLERS)]:
+                meta = yaml.safe_load(chart_yaml.read_text())
+                self.assertEqual(meta["version"], "2.3.4")
+                self.assertEqual({d["version"] for d in meta["dependencies"] if d["name"] == LIBRARY}, {"2.3.4"})
 
     def test_rules_and_dashboards_are_copied_into_the_chart_and_removed_with_their_source(self):
         with tempfile.TemporaryDirectory() as tmp:

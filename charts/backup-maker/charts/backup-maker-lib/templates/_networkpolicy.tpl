@@ -1,4 +1,5 @@
-{{- /* GENERATED FROM charts/shared/templates by scripts/sync_charts.py: edit the copy in charts/shared. */ -}}
+{{/* The NetworkPolicy, when networkPolicy.enabled. */}}
+{{- define "bmc.networkPolicy" -}}
 {{- if .Values.networkPolicy.enabled }}
 {{- $np := .Values.networkPolicy }}
 # Default-deny for this controller's pods, except: scrapes of the metrics port, DNS, and the API server.
@@ -49,4 +50,5 @@ spec:
             cidr: {{ . }}
         {{- end }}
       {{- end }}
+{{- end }}
 {{- end }}

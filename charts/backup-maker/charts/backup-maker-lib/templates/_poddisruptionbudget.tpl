@@ -1,4 +1,5 @@
-{{- /* GENERATED FROM charts/shared/templates by scripts/sync_charts.py: edit the copy in charts/shared. */ -}}
+{{/* The PodDisruptionBudget, when replicas > 1. */}}
+{{- define "bmc.podDisruptionBudget" -}}
 {{- /* A PDB on a single replica would block node drains forever, so it exists only with replicas > 1. */ -}}
 {{- if gt (int .Values.replicas) 1 }}
 apiVersion: policy/v1
@@ -13,4 +14,5 @@ spec:
   selector:
     matchLabels:
       {{- include "bmc.selectorLabels" . | nindent 6 }}
+{{- end }}
 {{- end }}

@@ -1,4 +1,5 @@
-{{- /* GENERATED FROM charts/shared/templates by scripts/sync_charts.py: edit the copy in charts/shared. */ -}}
+{{/* The controller's Deployment (fails the render on unsafe value combinations first). */}}
+{{- define "bmc.deployment" -}}
 {{- include "bmc.validate" . }}
 apiVersion: apps/v1
 kind: Deployment
@@ -136,3 +137,4 @@ spec:
       topologySpreadConstraints:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+{{- end }}

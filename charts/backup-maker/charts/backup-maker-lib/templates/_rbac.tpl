@@ -1,4 +1,5 @@
-{{- /* GENERATED FROM charts/shared/templates by scripts/sync_charts.py: edit the copy in charts/shared. */ -}}
+{{/* The ClusterRole(s) and bindings for the rules in <chart>.namespacedRules / <chart>.clusterScopedRules, and the leader-election Role. */}}
+{{- define "bmc.rbac" -}}
 {{- /*
 The rules themselves are per controller, in this chart's _rules.tpl. Without watchNamespace, one
 ClusterRole holds all of them and a ClusterRoleBinding grants it. With watchNamespace, the ClusterRole
@@ -103,4 +104,5 @@ subjects:
   - kind: ServiceAccount
     name: {{ include "bmc.serviceAccountName" . }}
     namespace: {{ .Release.Namespace }}
+{{- end }}
 {{- end }}

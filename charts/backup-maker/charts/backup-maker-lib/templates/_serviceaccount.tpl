@@ -1,4 +1,5 @@
-{{- /* GENERATED FROM charts/shared/templates by scripts/sync_charts.py: edit the copy in charts/shared. */ -}}
+{{/* The ServiceAccount, when serviceAccount.create. */}}
+{{- define "bmc.serviceAccount" -}}
 {{- if .Values.serviceAccount.create }}
 apiVersion: v1
 kind: ServiceAccount
@@ -12,4 +13,5 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 automountServiceAccountToken: false
+{{- end }}
 {{- end }}

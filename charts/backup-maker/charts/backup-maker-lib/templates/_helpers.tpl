@@ -1,11 +1,10 @@
 {{/*
-Shared helpers of the backup-maker controller subcharts.
-GENERATED FROM charts/shared/templates by scripts/sync_charts.py: edit the copy in charts/shared, not here.
+Helpers of the backup-maker controller subcharts, and of the library's object templates.
 
-Helm named templates are global across an umbrella and its subcharts. Every subchart carries an
-identical copy of this file (the sync script and CI's drift check keep them identical), so it does not
-matter which copy wins. Anything that differs per controller lives in the subchart's own
-_rules.tpl under a name prefixed with the chart name.
+Every name starts with "bmc." (backup-maker controller). Each template is called with the including
+subchart's context, so .Chart and .Values are that subchart's. Anything that differs per controller
+lives in the subchart's own templates/_rules.tpl under a name prefixed with the chart name
+(<chart>.component, <chart>.namespacedRules, <chart>.clusterScopedRules).
 */}}
 
 {{/* Chart name, overridable. */}}

@@ -1,4 +1,5 @@
-{{- /* GENERATED FROM charts/shared/templates by scripts/sync_charts.py: edit the copy in charts/shared. */ -}}
+{{/* The metrics Service. */}}
+{{- define "bmc.service" -}}
 apiVersion: v1
 kind: Service
 metadata:
@@ -19,3 +20,4 @@ spec:
       port: {{ .Values.metrics.port }}
       targetPort: metrics
       protocol: TCP
+{{- end }}
