@@ -47,6 +47,10 @@ pub mod annotations {
     pub const ALGORITHM: &str = "riotkit.org/gpg-algorithm";
     /// Hash of the rendered spec, on children, so drift is visible to humans.
     pub const SPEC_HASH: &str = "riotkit.org/spec-hash";
+    /// On a ScheduledBackup's PodTemplate: `backoffLimit` of the Job an action runs from it.
+    pub const BACKOFF_LIMIT: &str = "riotkit.org/backoff-limit";
+    /// On a ScheduledBackup's PodTemplate: `activeDeadlineSeconds` of the Job an action runs from it (absent: none).
+    pub const ACTIVE_DEADLINE_SECONDS: &str = "riotkit.org/active-deadline-seconds";
 }
 
 /// Field managers for server-side apply, one per controller, so each owns only what it writes.
@@ -137,4 +141,7 @@ pub mod reasons {
     pub const PENDING: &str = "Pending";
     /// The template has no script for the requested operation.
     pub const NO_SCRIPT_FOR_OPERATION: &str = "NoScriptForOperation";
+    /// The action waits for the PodTemplate of its operation (`<sb>-<operation>`, applied by the
+    /// scheduled-controller).
+    pub const WAITING_FOR_POD_TEMPLATE: &str = "WaitingForPodTemplate";
 }

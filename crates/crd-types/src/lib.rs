@@ -5,7 +5,9 @@
 //! - [`ClusterBackupProcedureTemplate`] (cluster-scoped): image plus backup/restore script templates.
 //!
 //! Shared constants (group, labels, condition types and reasons, field managers) live in [`constants`],
-//! and the condition helpers every controller uses in [`conditions`].
+//! and the condition helpers every controller uses in [`conditions`]. What two controllers must agree on without
+//! linking each other lives here too: object names ([`names`]) and the executor of an action built from the
+//! PodTemplate a ScheduledBackup hands off ([`executor`]).
 
 // kube-derive printcolumn(...) lists repeat `type_ = "string"`, which clippy mistakes for duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
@@ -13,6 +15,8 @@
 pub mod common;
 pub mod conditions;
 pub mod constants;
+pub mod executor;
+pub mod names;
 pub mod procedure_template;
 pub mod requested_backup_action;
 pub mod schedule;

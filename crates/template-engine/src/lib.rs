@@ -10,20 +10,17 @@
 //! - Secrets are never copied into rendered objects: Secret values reach the pod as env vars with
 //!   `secretKeyRef` to the user's Secret, the GPG key is mounted straight from the key Secret.
 
-use std::collections::BTreeMap;
-
 use crd_types::{
     ClusterBackupProcedureTemplate, Operation, RequestedBackupAction, ScheduledBackup,
 };
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{ConfigMap, PodTemplate, Secret};
 
 mod builtin;
 mod digest;
 mod engine;
 mod error;
 mod gotmpl;
-mod names;
 mod objects;
 mod render;
 pub mod vars;
@@ -31,11 +28,13 @@ pub mod vars;
 pub use builtin::{GENERIC_IMAGE, builtin, builtin_names};
 pub use engine::{Syntax, TERA_MARKER, detect_syntax, go_indent, go_quote, shell_quote};
 pub use error::{Error, REASONS};
-pub use names::{MAX_CRONJOB_NAME, MAX_LABEL_VALUE, child_name, job_name, label_value};
+// Names and the executor are shared with the action-controller, which does not link this crate.
+pub use crd_types::executor::{DEFAULT_BACKOFF_LIMIT, Executor};
+pub use crd_types::names::{MAX_CRONJOB_NAME, MAX_LABEL_VALUE, child_name, job_name, label_value};
 pub use objects::{
-    CONTAINER_NAME, DEFAULT_BACKOFF_LIMIT, GPG_KEY_FILE, HELM_VALUES_KEYS, LEGACY_HELM_VALUES_KEYS,
-    RUN_AS_USER, SCRIPT_DIR, SECRETS_DIR, TOKEN_ENV_NAME, child_labels,
-    default_pod_security_context, default_security_context,
+    CONTAINER_NAME, GPG_KEY_FILE, HELM_VALUES_KEYS, LEGACY_HELM_VALUES_KEYS, RUN_AS_USER,
+    SCRIPT_DIR, SECRETS_DIR, TOKEN_ENV_NAME, child_labels, default_pod_security_context,
+    default_security_context,
 };
 pub use render::{EXAMPLE, parse_documents, render_documents};
 
@@ -88,8 +87,10 @@ pub struct Desired {
     pub secrets: Vec<Secret>,
     /// The CronJob for `spec.operation`, when `spec.cronJob.enabled`.
     pub cron_job: Option<CronJob>,
-    /// The pod template per rendered operation (what Jobs of actions reuse).
-    pub pod_templates: BTreeMap<Operation, PodTemplateSpec>,
+    /// One core/v1 PodTemplate per rendered operation (`<sb>-backup`, `<sb>-restore`): the pod the CronJob's Job
+    /// runs, with the Job-level settings as annotations ([`crd_types::executor::JobSettings`]). The
+    /// action-controller builds an action's Job or Workflow from it.
+    pub pod_templates: Vec<PodTemplate>,
     /// sha256 (hex) of the rendered children, for `status.lastAppliedSpecHash`.
     pub hash: String,
     /// Operations not rendered, with the reason (e.g. a template without a restore script).
@@ -100,30 +101,31 @@ pub struct Desired {
     pub warnings: Vec<String>,
 }
 
-/// The executor of a RequestedBackupAction.
-// The variants are the controllers' contract; a Job is applied right after being built, so its size on the
-// stack does not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Executor {
-    /// A `batch/v1` Job.
-    Job(Job),
-    /// An `argoproj.io/v1alpha1` Workflow (no typed API available), as JSON.
-    Workflow(serde_json::Value),
+impl Desired {
+    /// The PodTemplate of `op` (by its `riotkit.org/operation` label), when the template has a script for it.
+    pub fn pod_template(&self, op: Operation) -> Option<&PodTemplate> {
+        self.pod_templates.iter().find(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crd_types::constants::labels::OPERATION))
+                .is_some_and(|v| v == op.as_str())
+        })
+    }
 }
 
 /// Everything a ScheduledBackup should own: ConfigMap + Secret per operation (restore skipped, with a note in
 /// [`Desired::skipped`], when the template has no restore script), the CronJob for `spec.operation` when
-/// `cronJob.enabled`, and the pod template per operation. Children carry an ownerReference (controller,
+/// `cronJob.enabled`, and the PodTemplate per operation. Children carry an ownerReference (controller,
 /// blockOwnerDeletion) to the ScheduledBackup when it has a uid.
 pub fn desired_children(inputs: &Inputs) -> Result<Desired, Error> {
     objects::desired_children(inputs)
 }
 
-/// The executor of an action: a Job named [`job_name`] of the action, owned by it, with the ScheduledBackup's
-/// pod template for `spec.action`, `RESTORE_VERSION` when `targetVersion` is set, `ttlSecondsAfterFinished`,
-/// labels (scheduled-backup, operation, requested-backup-action) and `backoffLimit` (default
-/// [`DEFAULT_BACKOFF_LIMIT`]); or an Argo Workflow with one container template for `kindType: Workflow`.
+/// The executor of an action, exactly as the action-controller builds it: the ScheduledBackup's children are
+/// rendered and the PodTemplate of `spec.action` goes through [`crd_types::executor::build`] (a Job named
+/// [`job_name`] of the action, owned by it, `RESTORE_VERSION` when `targetVersion` is set,
+/// `ttlSecondsAfterFinished`, labels, `backoffLimit`; or an Argo Workflow for `kindType: Workflow`).
 pub fn action_executor(inputs: &Inputs, action: &RequestedBackupAction) -> Result<Executor, Error> {
     objects::action_executor(inputs, action)
 }

@@ -3,24 +3,25 @@
 use std::collections::BTreeMap;
 
 use crd_types::constants::{API_VERSION, field_managers, labels};
-use crd_types::{KindType, Operation, RequestedBackupAction, ScheduledBackup};
+use crd_types::executor::{DEFAULT_BACKOFF_LIMIT, JobSettings};
+use crd_types::names::{child_name, label_value};
+use crd_types::{Operation, RequestedBackupAction, ScheduledBackup};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EnvFromSource, EnvVar,
-    EnvVarSource, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, Secret, SecretEnvSource, SecretKeySelector, SecretVolumeSource,
-    SecurityContext, Toleration, Volume, VolumeMount,
+    EnvVarSource, KeyToPath, PodSecurityContext, PodSpec, PodTemplate, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, Secret, SecretEnvSource, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::digest;
 use crate::engine::{self, as_marker, has_marker};
 use crate::error::Error;
-use crate::names::{child_name, job_name, label_value};
 use crate::vars::{self, GPG_KEY_PATH, SecretValue, TOKEN_ENV, Vars, object_ref};
 use crate::{Desired, Executor, Inputs};
 
@@ -32,9 +33,6 @@ pub const SECRETS_DIR: &str = "/mnt/secrets";
 pub const CONTAINER_NAME: &str = "backup-maker";
 /// UID/GID the pgbr and backup-maker images run as.
 pub const RUN_AS_USER: i64 = 1001;
-/// Retries of a failed run before the Job is failed (Kubernetes' default of 6 would re-run a failing dump
-/// against a production database six times).
-pub const DEFAULT_BACKOFF_LIMIT: i32 = 2;
 /// `HelmValues` keys that configure the pod.
 pub const HELM_VALUES_KEYS: &[&str] = &[
     "env",
@@ -466,11 +464,6 @@ fn pod_template(
 
 /// Renders everything a ScheduledBackup should own (see [`crate::desired_children`]).
 pub(crate) fn desired_children(inputs: &Inputs) -> Result<Desired, Error> {
-    render_children(inputs).map(|(d, _)| d)
-}
-
-/// [`desired_children`] plus the parsed `HelmValues` (which executors of actions need too).
-fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
     let sb = inputs.scheduled_backup;
     let sb_name = sb.metadata.name.clone().unwrap_or_default();
     let sb_ref = object_ref(
@@ -514,7 +507,7 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
         config_maps: Vec::new(),
         secrets: Vec::new(),
         cron_job: None,
-        pod_templates: BTreeMap::new(),
+        pod_templates: Vec::new(),
         hash: String::new(),
         skipped: Vec::new(),
         warnings: ctx.helm.warnings.clone(),
@@ -533,7 +526,7 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
                 });
             }
             out.skipped.push(format!(
-                "{op}: template {:?} has no {op} script, so no {op} ConfigMap, Secret or pod template was rendered; {op} actions of ScheduledBackup {sb_ref} will fail with NoScriptForOperation",
+                "{op}: template {:?} has no {op} script, so no {op} ConfigMap, Secret or PodTemplate was rendered; {op} actions of ScheduledBackup {sb_ref} wait (WaitingForPodTemplate) until it has one",
                 template.name
             ));
             continue;
@@ -591,10 +584,14 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
             ),
             ..Default::default()
         });
+        let job_settings = JobSettings {
+            backoff_limit: ctx.helm.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT),
+            active_deadline_seconds: ctx.helm.active_deadline_seconds,
+        };
         if sb.spec.operation == op && sb.spec.cron_job.enabled {
             let cj = &sb.spec.cron_job;
             out.cron_job = Some(CronJob {
-                metadata: meta,
+                metadata: meta.clone(),
                 spec: Some(CronJobSpec {
                     schedule: cj
                         .schedule_every
@@ -619,10 +616,8 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
                             ..Default::default()
                         }),
                         spec: Some(JobSpec {
-                            backoff_limit: Some(
-                                ctx.helm.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT),
-                            ),
-                            active_deadline_seconds: ctx.helm.active_deadline_seconds,
+                            backoff_limit: Some(job_settings.backoff_limit),
+                            active_deadline_seconds: job_settings.active_deadline_seconds,
                             template: pod.clone(),
                             ..Default::default()
                         }),
@@ -632,14 +627,21 @@ fn render_children(inputs: &Inputs) -> Result<(Desired, Helm), Error> {
                 ..Default::default()
             });
         }
-        out.pod_templates.insert(op, pod);
+        // The hand-off to the action-controller: the CronJob's pod, plus the Job-level settings it cannot carry.
+        out.pod_templates.push(PodTemplate {
+            metadata: ObjectMeta {
+                annotations: Some(job_settings.annotations()),
+                ..meta
+            },
+            template: Some(pod),
+        });
     }
     out.hash = hash_children(&out);
-    Ok((out, ctx.helm))
+    Ok(out)
 }
 
 /// sha256 (hex) of the rendered children, for `status.lastAppliedSpecHash`. The CronJob's pod template is the
-/// pod template of its operation, hashed once through `pod_templates`.
+/// template of its operation's PodTemplate, hashed once through `pod_templates`.
 fn hash_children(d: &Desired) -> String {
     // One buffer hashed in one call (feeding the hasher many tiny pieces cost more than the hashing), in a
     // compact encoding that copies the scripts verbatim instead of JSON-escaping them (see crate::digest).
@@ -686,9 +688,11 @@ pub(crate) fn action_executor(
     inputs: &Inputs,
     action: &RequestedBackupAction,
 ) -> Result<Executor, Error> {
-    let sb = inputs.scheduled_backup;
-    let sb_name = sb.metadata.name.clone().unwrap_or_default();
     let op = action.spec.action;
+    let no_script = || Error::NoScriptForOperation {
+        template: inputs.template.name.clone(),
+        operation: op.to_string(),
+    };
     if op == Operation::Restore
         && inputs
             .template
@@ -696,128 +700,16 @@ pub(crate) fn action_executor(
             .as_ref()
             .is_none_or(|s| s.trim().is_empty())
     {
-        return Err(Error::NoScriptForOperation {
-            template: inputs.template.name.clone(),
-            operation: op.to_string(),
-        });
+        return Err(no_script());
     }
-    let (desired, helm) = render_children(inputs)?;
-    let mut pod =
-        desired
-            .pod_templates
-            .get(&op)
-            .cloned()
-            .ok_or_else(|| Error::NoScriptForOperation {
-                template: inputs.template.name.clone(),
-                operation: op.to_string(),
-            })?;
-    let action_name = action.metadata.name.clone().unwrap_or_default();
-    let name = job_name(&action_name);
-    let mut job_labels = child_labels(&sb_name, op);
-    job_labels.insert(
-        labels::REQUESTED_BACKUP_ACTION.to_string(),
-        label_value(&action_name),
-    );
-    job_labels.insert(
-        labels::APP_MANAGED_BY.to_string(),
-        field_managers::ACTION_CONTROLLER.to_string(),
-    );
-    if let Some(meta) = pod.metadata.as_mut() {
-        meta.labels = Some(job_labels.clone());
-    }
-    if let Some(version) = action
-        .spec
-        .target_version
-        .as_deref()
-        .filter(|v| !v.is_empty())
-        && let Some(spec) = pod.spec.as_mut()
-    {
-        for c in &mut spec.containers {
-            c.env.get_or_insert_with(Vec::new).push(EnvVar {
-                name: "RESTORE_VERSION".to_string(),
-                value: Some(version.to_string()),
-                ..Default::default()
-            });
-        }
-    }
-    let namespace = action
-        .metadata
-        .namespace
-        .clone()
-        .or_else(|| sb.metadata.namespace.clone());
-    let owner = owner_ref(
-        "RequestedBackupAction",
-        action.metadata.name.as_deref(),
-        action.metadata.uid.as_deref(),
-    );
-    let backoff = helm.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT);
-    match action.spec.kind_type {
-        KindType::Job => Ok(Executor::Job(Job {
-            metadata: ObjectMeta {
-                name: Some(name),
-                namespace,
-                labels: Some(job_labels),
-                owner_references: owner,
-                ..Default::default()
-            },
-            spec: Some(JobSpec {
-                backoff_limit: Some(backoff),
-                active_deadline_seconds: helm.active_deadline_seconds,
-                ttl_seconds_after_finished: action.spec.ttl_seconds_after_finished,
-                template: pod,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })),
-        KindType::Workflow => {
-            let spec = pod.spec.unwrap_or_default();
-            let container = spec.containers.into_iter().next().unwrap_or_default();
-            let mut wf_spec = json!({
-                "entrypoint": CONTAINER_NAME,
-                "podMetadata": {"labels": job_labels},
-                "securityContext": spec.security_context,
-                "automountServiceAccountToken": spec.automount_service_account_token,
-                "volumes": spec.volumes,
-                "templates": [{
-                    "name": CONTAINER_NAME,
-                    "retryStrategy": {"limit": backoff.to_string()},
-                    "container": container,
-                }],
-            });
-            let obj = wf_spec.as_object_mut().expect("object");
-            if let Some(sa) = spec.service_account_name {
-                obj.insert("serviceAccountName".into(), json!(sa));
-            }
-            if let Some(ns) = spec.node_selector {
-                obj.insert("nodeSelector".into(), json!(ns));
-            }
-            if let Some(t) = spec.tolerations {
-                obj.insert("tolerations".into(), json!(t));
-            }
-            if let Some(a) = spec.affinity {
-                obj.insert("affinity".into(), json!(a));
-            }
-            if let Some(d) = helm.active_deadline_seconds {
-                obj.insert("activeDeadlineSeconds".into(), json!(d));
-            }
-            if let Some(ttl) = action.spec.ttl_seconds_after_finished {
-                obj.insert("ttlStrategy".into(), json!({"secondsAfterCompletion": ttl}));
-            }
-            let mut metadata = json!({"name": name, "labels": job_labels});
-            if let Some(ns) = namespace {
-                metadata["namespace"] = json!(ns);
-            }
-            if let Some(o) = owner {
-                metadata["ownerReferences"] = json!(o);
-            }
-            Ok(Executor::Workflow(json!({
-                "apiVersion": "argoproj.io/v1alpha1",
-                "kind": "Workflow",
-                "metadata": metadata,
-                "spec": wf_spec,
-            })))
-        }
-    }
+    let desired = desired_children(inputs)?;
+    let pod_template = desired.pod_template(op).ok_or_else(no_script)?;
+    crd_types::executor::build(pod_template, action).map_err(|e| {
+        Error::InvalidInput(format!(
+            "PodTemplate {} cannot run an action: {e}",
+            pod_template.metadata.name.as_deref().unwrap_or_default()
+        ))
+    })
 }
 
 /// The env var of the token (for callers that want to show what the pod receives).

@@ -184,6 +184,9 @@ pub fn render_documents(
             }
             objects.push(to_value(&secret)?);
         }
+        for pod_template in &desired.pod_templates {
+            objects.push(to_value(pod_template)?);
+        }
         if let Some(cj) = &desired.cron_job {
             objects.push(to_value(cj)?);
         }

@@ -2,7 +2,7 @@
 
 use crd_types::{Operation, RequestedBackupAction, ScheduledBackup};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Secret};
 use template_engine::{
     Error, Executor, Inputs, ProcedureTemplate, action_executor, builtin, desired_children,
 };
@@ -63,6 +63,13 @@ fn render(sb: &ScheduledBackup, t: &ProcedureTemplate) -> Result<template_engine
         token_secret: &token(),
         vars_secret: Some(&vs),
     })
+}
+
+/// The pod template of `op`'s PodTemplate.
+fn pod(d: &template_engine::Desired, op: Operation) -> PodTemplateSpec {
+    d.pod_template(op)
+        .and_then(|p| p.template.clone())
+        .unwrap_or_else(|| panic!("no {op} PodTemplate"))
 }
 
 fn all_json(d: &template_engine::Desired) -> String {
@@ -233,6 +240,77 @@ fn no_cron_job_when_disabled_and_the_cron_job_is_for_spec_operation() {
 }
 
 #[test]
+fn each_operation_gets_a_pod_template_owned_and_labelled_like_its_siblings_with_the_cron_jobs_pod()
+{
+    let d = render(&sb(VARS_REF, FULL_VARS), &builtin("pg15").unwrap()).unwrap();
+    let names: Vec<_> = d
+        .pod_templates
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, vec!["app1-backup", "app1-restore"]);
+    for (pt, cm) in d.pod_templates.iter().zip(&d.config_maps) {
+        assert_eq!(pt.metadata.namespace.as_deref(), Some("prod"));
+        assert_eq!(
+            pt.metadata.labels, cm.metadata.labels,
+            "labelled like the ConfigMap"
+        );
+        let owner = &pt.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (
+                owner.kind.as_str(),
+                owner.uid.as_str(),
+                owner.controller,
+                owner.block_owner_deletion
+            ),
+            (
+                "ScheduledBackup",
+                "11111111-2222-3333-4444-555555555555",
+                Some(true),
+                Some(true)
+            )
+        );
+        assert_eq!(
+            pt.metadata.annotations.clone().unwrap(),
+            std::collections::BTreeMap::from([(
+                "riotkit.org/backoff-limit".to_string(),
+                "2".to_string()
+            )]),
+            "the default backoff limit, no deadline"
+        );
+    }
+    let cron = d.cron_job.clone().unwrap().spec.unwrap();
+    assert_eq!(
+        Some(&cron.job_template.spec.unwrap().template),
+        d.pod_template(Operation::Backup).unwrap().template.as_ref(),
+        "an action runs exactly the pod the CronJob runs"
+    );
+}
+
+#[test]
+fn job_settings_from_helm_values_reach_the_pod_template_as_annotations() {
+    let vars = format!("HelmValues: {{backoffLimit: 0, activeDeadlineSeconds: 3600}}\n{FULL_VARS}");
+    let d = render(&sb(VARS_REF, &vars), &builtin("pg15").unwrap()).unwrap();
+    let annotations = d
+        .pod_template(Operation::Restore)
+        .unwrap()
+        .metadata
+        .annotations
+        .clone()
+        .unwrap();
+    assert_eq!(annotations["riotkit.org/backoff-limit"], "0");
+    assert_eq!(annotations["riotkit.org/active-deadline-seconds"], "3600");
+    let job = d.cron_job.unwrap().spec.unwrap().job_template.spec.unwrap();
+    assert_eq!(
+        (job.backoff_limit, job.active_deadline_seconds),
+        (Some(0), Some(3600)),
+        "the CronJob and the PodTemplate agree"
+    );
+    let without = render(&sb(VARS_REF, FULL_VARS), &builtin("pg15").unwrap()).unwrap();
+    assert_ne!(d.hash, without.hash, "a Job setting is part of the hash");
+}
+
+#[test]
 fn a_template_without_restore_script_skips_restore_with_a_note() {
     let t = ProcedureTemplate {
         name: "backup-only".into(),
@@ -243,7 +321,8 @@ fn a_template_without_restore_script_skips_restore_with_a_note() {
     };
     let d = render(&sb(VARS_REF, FULL_VARS), &t).unwrap();
     assert_eq!(d.config_maps.len(), 1);
-    assert!(!d.pod_templates.contains_key(&Operation::Restore));
+    assert!(d.pod_template(Operation::Restore).is_none());
+    assert_eq!(d.pod_templates.len(), 1);
     assert!(
         d.skipped[0].starts_with("restore: template \"backup-only\" has no restore script"),
         "{:?}",
@@ -259,7 +338,7 @@ fn a_template_without_restore_script_skips_restore_with_a_note() {
 fn the_gpg_key_is_mounted_from_the_users_secret_public_for_backup_private_for_restore() {
     let d = render(&sb(VARS_REF, FULL_VARS), &builtin("pg15").unwrap()).unwrap();
     for (op, key) in [(Operation::Backup, "pub"), (Operation::Restore, "priv")] {
-        let spec = d.pod_templates[&op].spec.clone().unwrap();
+        let spec = pod(&d, op).spec.clone().unwrap();
         let vol = spec
             .volumes
             .unwrap()
@@ -297,11 +376,7 @@ fn secret_values_never_land_in_rendered_objects() {
         script.contains("export PGPASSWORD=\"${BMC_PARAMS_PASSWORD}\""),
         "{script}"
     );
-    let env = d.pod_templates[&Operation::Backup]
-        .spec
-        .clone()
-        .unwrap()
-        .containers[0]
+    let env = pod(&d, Operation::Backup).spec.clone().unwrap().containers[0]
         .env
         .clone()
         .unwrap();
@@ -355,11 +430,7 @@ fn helm_values_env_goes_to_the_helper_secret_unevaluated() {
     assert_eq!(data["GPG_PASSPHRASE"].0, b"${GPG_PASSPHRASE}");
     assert_eq!(data["CMD"].0, b"$(id)");
     assert_eq!(data["N"].0, b"5");
-    let env_from = d.pod_templates[&Operation::Backup]
-        .spec
-        .clone()
-        .unwrap()
-        .containers[0]
+    let env_from = pod(&d, Operation::Backup).spec.clone().unwrap().containers[0]
         .env_from
         .clone()
         .unwrap();
@@ -382,11 +453,7 @@ fn helm_values_env_from_the_vars_secret_references_the_users_secret() {
     })
     .unwrap();
     assert!(!all_json(&d).contains("k3y"));
-    let env = d.pod_templates[&Operation::Backup]
-        .spec
-        .clone()
-        .unwrap()
-        .containers[0]
+    let env = pod(&d, Operation::Backup).spec.clone().unwrap().containers[0]
         .env
         .clone()
         .unwrap();
@@ -423,7 +490,7 @@ fn helm_values_configure_the_pod() {
 #[test]
 fn the_default_security_context_is_restricted() {
     let d = render(&sb(VARS_REF, FULL_VARS), &builtin("pg15").unwrap()).unwrap();
-    let pod = d.pod_templates[&Operation::Backup].spec.clone().unwrap();
+    let pod = pod(&d, Operation::Backup).spec.clone().unwrap();
     let psc = pod.security_context.unwrap();
     assert_eq!(
         (psc.run_as_non_root, psc.run_as_user),

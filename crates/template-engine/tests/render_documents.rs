@@ -59,7 +59,15 @@ fn the_bundled_example_renders_every_child_with_secrets_redacted() {
     let out = render_documents(&docs, None, None, false).unwrap();
     assert_eq!(
         kinds(&out),
-        ["ConfigMap", "Secret", "ConfigMap", "Secret", "CronJob"]
+        [
+            "ConfigMap",
+            "Secret",
+            "ConfigMap",
+            "Secret",
+            "PodTemplate",
+            "PodTemplate",
+            "CronJob"
+        ]
     );
     assert!(
         !out.contains("eyJhbGciOiJIUzI1NiJ9"),
@@ -143,7 +151,15 @@ fn the_original_examples_render_with_their_go_template() {
     let out = render_documents(&docs, None, None, false).unwrap();
     assert_eq!(
         kinds(&out),
-        ["ConfigMap", "Secret", "ConfigMap", "Secret", "CronJob"]
+        [
+            "ConfigMap",
+            "Secret",
+            "ConfigMap",
+            "Secret",
+            "PodTemplate",
+            "PodTemplate",
+            "CronJob"
+        ]
     );
     // The original template pastes the password raw: it still works, with a warning on top.
     assert!(

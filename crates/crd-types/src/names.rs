@@ -4,8 +4,12 @@
 //! Jobs it creates), object names 253, label values 63. When a name does not fit, it is shortened and an
 //! 8-hex-digit sha256 prefix of the full name is appended, so distinct long names stay distinct and the same
 //! input always yields the same name.
+//!
+//! Here, next to the API types, because two controllers must agree on them without depending on each other: the
+//! scheduled-controller names a ScheduledBackup's children (its PodTemplates included), the action-controller
+//! finds the PodTemplate of an operation by that name and names its executor.
 
-use crd_types::Operation;
+use crate::Operation;
 use sha2::{Digest, Sha256};
 
 /// Longest CronJob name Kubernetes accepts.
@@ -14,7 +18,7 @@ pub const MAX_CRONJOB_NAME: usize = 52;
 pub const MAX_LABEL_VALUE: usize = 63;
 
 /// First 8 hex digits of sha256(s).
-pub(crate) fn short_hash(s: &str) -> String {
+fn short_hash(s: &str) -> String {
     let digest = Sha256::digest(s.as_bytes());
     digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
