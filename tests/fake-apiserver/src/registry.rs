@@ -78,6 +78,7 @@ impl ResourceInfo {
             Self::new("", "v1", "Event", "events", true, false),
             Self::new("", "v1", "Namespace", "namespaces", false, true),
             Self::new("", "v1", "ServiceAccount", "serviceaccounts", true, false),
+            Self::new("", "v1", "PodTemplate", "podtemplates", true, false),
             Self::new("batch", "v1", "Job", "jobs", true, true),
             Self::new("batch", "v1", "CronJob", "cronjobs", true, true),
             Self::new("coordination.k8s.io", "v1", "Lease", "leases", true, false),
