@@ -273,7 +273,7 @@ class Rbac(unittest.TestCase):
                         "apiGroups": ["coordination.k8s.io"],
                         "resources": ["leases"],
                         "resourceNames": [f"{name}-leader"],
-                        "verbs": ["get", "update"],
+                        "verbs": ["get", "list", "watch", "patch"],
                     },
                 ],
             )

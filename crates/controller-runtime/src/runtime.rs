@@ -113,29 +113,34 @@ where
     });
 
     let identity = crate::leader::default_identity();
+    let mut holding = None;
     if args.leader_election {
         // A standby replica is healthy: readiness reports its role but does not fail.
         health.set_ready(true);
         let lease = format!("{name}-leader");
-        let election = crate::leader::LeaderElection::new(
+        let elector = crate::leader::Elector::new(
             client.clone(),
             &args.effective_lease_namespace(),
             &lease,
             &identity,
-        );
-        let mut leading = tokio::select! {
-            acquired = election.acquire() => acquired.with_context(|| format!("leader election on Lease {lease}"))?,
-            _ = wait_stopped(stop_rx.clone()) => return Ok(()),
-        };
+            crate::leader::LeaseTiming::default(),
+        )
+        .await?;
+        tokio::select! {
+            () = elector.acquire() => {}
+            () = wait_stopped(stop_rx.clone()) => return Ok(()),
+        }
         health.set_ready(false);
+        let held = elector.hold();
+        let mut leading = held.leading();
         tokio::spawn({
             let stop_tx = stop_tx.clone();
             async move {
                 let _ = leading.wait_for(|leader| !*leader).await;
-                tracing::error!("leadership lost: stopping");
                 let _ = stop_tx.send(true);
             }
         });
+        holding = Some((elector, held));
     }
     health.set_leader(true);
     metrics.set_leader(true);
@@ -149,11 +154,35 @@ where
         instance: Some(identity),
         shutdown: Box::pin(wait_stopped(stop_rx)),
     };
-    let result = start(client, context).await;
+    let lost = holding.as_ref().map(|(_, held)| held.leading());
+    let result = tokio::select! {
+        result = start(client, context) => result,
+        // Leadership lost or uncertain: the controller was asked to stop; if it has not within this grace, it is
+        // dropped (in-flight reconciles are cancelled) so it cannot act once the Lease expires for a standby.
+        () = step_down_deadline(lost) => Err(anyhow::anyhow!(
+            "leadership lost and the controller did not stop within {STEP_DOWN_GRACE:?}: stopped it"
+        )),
+    };
     metrics.set_leader(false);
     let _ = stop_tx.send(true);
+    if let Some((_elector, held)) = holding {
+        // Only now that nothing reconciles any more: a standby takes over at once instead of at expiry.
+        held.release().await;
+    }
     let _ = server.await;
     result
+}
+
+/// How long a controller that lost leadership may take to stop on its own.
+pub const STEP_DOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Resolves [`STEP_DOWN_GRACE`] after leadership was lost; never without leader election.
+async fn step_down_deadline(leading: Option<tokio::sync::watch::Receiver<bool>>) {
+    let Some(mut leading) = leading else {
+        return std::future::pending().await;
+    };
+    let _ = leading.wait_for(|leader| !*leader).await;
+    tokio::time::sleep(STEP_DOWN_GRACE).await;
 }
 
 async fn wait_stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
