@@ -400,69 +400,43 @@ def readme_with_table(current: str, tree: dict) -> str:
     return f"{head}{BEGIN}\n{table}\n{END}{tail}"
 
 
-def library_dependency(repository: str) -> dict:
-    return {"name": LIBRARY, "version": CHART_VERSION, "repository": repository}
+def dependency(name: str, repository: str, **extra: str) -> dict:
+    return {"name": name, "version": CHART_VERSION, "repository": repository, **extra}
+
+
+def chart_yaml(name: str, description: str, dependencies: list[dict], type_: str = "application", keywords: tuple = ()) -> str:
+    meta = {"apiVersion": "v2", "name": name, "description": description, "type": type_, "version": CHART_VERSION}
+    if type_ == "application":
+        meta.update(appVersion=APP_VERSION, kubeVersion=">=1.29.0-0")
+    meta.update(home="https://github.com/riotkit-org/backup-maker-controller", keywords=["backup", "kubernetes", "operator", *keywords])
+    if dependencies:
+        meta["dependencies"] = dependencies
+    return GENERATED + yaml.safe_dump(meta, sort_keys=False)
 
 
 def subchart_chart_yaml(name: str, description: str) -> str:
-    return GENERATED + yaml.safe_dump(
-        {
-            "apiVersion": "v2",
-            "name": name,
-            "description": description,
-            "type": "application",
-            "version": CHART_VERSION,
-            "appVersion": APP_VERSION,
-            "kubeVersion": ">=1.29.0-0",
-            "home": "https://github.com/riotkit-org/backup-maker-controller",
-            "keywords": ["backup", "kubernetes", "operator"],
-            # Through the umbrella, the umbrella's copy of the library serves every subchart (named templates
-            # are global to a release). On its own, a subchart needs `helm dependency build` first, which
-            # packages the sibling directory into this chart's charts/ (gitignored).
-            "dependencies": [library_dependency(f"file://../{LIBRARY}")],
-        },
-        sort_keys=False,
-    )
+    # Through the umbrella, the umbrella's copy of the library serves every subchart (named templates are
+    # global to a release). On its own, a subchart needs `helm dependency build` first, which packages the
+    # sibling directory into this chart's charts/ (gitignored).
+    return chart_yaml(name, description, [dependency(LIBRARY, f"file://../{LIBRARY}")])
 
 
 def library_chart_yaml() -> str:
-    return GENERATED + yaml.safe_dump(
-        {
-            "apiVersion": "v2",
-            "name": LIBRARY,
-            "description": "Named templates shared by the backup-maker controller subcharts: Deployment, ServiceAccount, RBAC, Service, ServiceMonitor, NetworkPolicy, PodDisruptionBudget",
-            "type": "library",
-            "version": CHART_VERSION,
-            "home": "https://github.com/riotkit-org/backup-maker-controller",
-            "keywords": ["backup", "kubernetes", "operator"],
-        },
-        sort_keys=False,
-    )
+    description = "Named templates shared by the backup-maker controller subcharts: Deployment, ServiceAccount, RBAC, Service, ServiceMonitor, NetworkPolicy, PodDisruptionBudget"
+    return chart_yaml(LIBRARY, description, [], type_="library")
 
 
 def umbrella_chart_yaml() -> str:
-    return GENERATED + yaml.safe_dump(
-        {
-            "apiVersion": "v2",
-            "name": "backup-maker",
-            "description": "Backup controllers for riotkit-org backup-maker: ScheduledBackups, RequestedBackupActions, GPG keys, metrics",
-            "type": "application",
-            "version": CHART_VERSION,
-            "appVersion": APP_VERSION,
-            "kubeVersion": ">=1.29.0-0",
-            "home": "https://github.com/riotkit-org/backup-maker-controller",
-            "keywords": ["backup", "kubernetes", "operator", "gpg"],
-            # Unpacked subcharts under charts/<name>/: `helm template` needs no `helm dependency build`
-            # (which would drop .tgz copies next to them and break lint).
-            "dependencies": [
-                library_dependency(f"file://charts/{LIBRARY}"),
-                *(
-                    {"name": n, "version": CHART_VERSION, "repository": f"file://charts/{n}", "condition": f"{n}.enabled"}
-                    for n in SUBCHARTS
-                ),
-            ],
-        },
-        sort_keys=False,
+    # Unpacked subcharts under charts/<name>/: `helm template` needs no `helm dependency build` (which would
+    # drop .tgz copies next to them and break lint).
+    return chart_yaml(
+        "backup-maker",
+        "Backup controllers for riotkit-org backup-maker: ScheduledBackups, RequestedBackupActions, GPG keys, metrics",
+        [
+            dependency(LIBRARY, f"file://charts/{LIBRARY}"),
+            *(dependency(n, f"file://charts/{n}", condition=f"{n}.enabled") for n in SUBCHARTS),
+        ],
+        keywords=("gpg",),
     )
 
 
