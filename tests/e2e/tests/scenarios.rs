@@ -713,3 +713,39 @@ async fn controllers_get_exactly_what_the_chart_grants() {
     );
     env.cleanup().await;
 }
+
+/// Leader election works with exactly the chart's leader-election Role (create; get, list, watch, patch by name).
+#[tokio::test]
+async fn leader_election_runs_on_the_charts_lease_role() {
+    use controller_runtime::leader::{Elector, LeaseTiming};
+    let env = Env::fake().await;
+    for controller in ["gpg-keygen", "scheduled-controller", "action-controller"] {
+        let lease = format!("{controller}-leader");
+        let elector = Elector::new(
+            env.controller_client(controller),
+            e2e::RELEASE_NAMESPACE,
+            &lease,
+            "pod-1",
+            LeaseTiming::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{controller}: {e}"));
+        tokio::time::timeout(std::time::Duration::from_secs(5), elector.acquire())
+            .await
+            .unwrap_or_else(|_| panic!("{controller} did not acquire its Lease"));
+        let held = elector.hold();
+        assert!(*held.leading().borrow());
+        held.release().await;
+        let stored = env
+            .fake
+            .as_ref()
+            .unwrap()
+            .get("leases", e2e::RELEASE_NAMESPACE, &lease)
+            .unwrap();
+        assert!(
+            stored["spec"]["holderIdentity"].is_null(),
+            "{controller}: released: {stored:#}"
+        );
+    }
+    env.cleanup().await;
+}
