@@ -41,6 +41,7 @@ mod registry;
 mod routes;
 mod selectors;
 mod store;
+mod validation;
 pub mod testing;
 mod watch;
 

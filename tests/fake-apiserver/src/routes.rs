@@ -709,14 +709,23 @@ fn patch_request(
         .get(key)
         .cloned()
         .ok_or_else(|| ApiError::not_found(&res.plural, &key.name))?;
-    let applied = match kind {
-        PatchKind::Json => patch::json_patch(&mut doc, &req.body),
-        PatchKind::Strategic if crate::builtin::smp::serves(res) => {
-            crate::builtin::smp::patch(&mut doc, &req.body)
+    let invalid = |why: String| ApiError::invalid(&res.plural, &key.name, why);
+    match kind {
+        PatchKind::Json => patch::json_patch(&mut doc, &req.body).map_err(|e| match e {
+            patch::JsonPatchError::TestFailed => ApiError::invalid_with_details(
+                "the server rejected our request due to an error in our request".to_owned(),
+                json!({}),
+            ),
+            patch::JsonPatchError::Invalid(why) => invalid(why),
+        })?,
+        // Custom resources keep the merge-patch reading (see README: deliberate differences).
+        PatchKind::Strategic if crate::registry::is_builtin_group(&res.group) => {
+            let schema = store.type_schema(res);
+            patch::strategic_merge_patch(&mut doc, &req.body, schema.as_ref().map(|s| s.root()))
+                .map_err(invalid)?
         }
-        _ => patch::merge_patch(&mut doc, &req.body),
-    };
-    applied.map_err(|e| ApiError::invalid(&res.plural, &key.name, e))?;
+        _ => patch::merge_patch(&mut doc, &req.body).map_err(invalid)?,
+    }
     store.update(res, key, doc, target, Some(manager))
 }
 

@@ -501,6 +501,22 @@ impl Store {
         Ok(())
     }
 
+    /// Validation every API write of a type gets from its schema: a registered CRD's structural
+    /// schema and CEL rules; for every type, the one-controller rule of `ownerReferences`.
+    fn validate(
+        &self,
+        res: &ResourceInfo,
+        name: &str,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        crate::validation::owner_references(res, name, obj, old.is_some())?;
+        if let Some(schema) = self.schemas.get(&(res.group.clone(), res.plural.clone())) {
+            crate::validation::custom_resource(res, name, schema, obj, old)?;
+        }
+        Ok(())
+    }
+
     /// The schema that decides which fields a write may carry: a registered CRD's, or a built-in
     /// type's. A custom type served without its CRD (only registered by name) keeps whatever it
     /// is sent, even when the recorded OpenAPI documents describe it.
@@ -608,6 +624,9 @@ impl Store {
             keep_status,
         };
         crate::builtin::admit(&write, &mut obj)?;
+        if !keep_status {
+            self.validate(res, &name, &obj, None)?;
+        }
         normalize(&mut obj);
         let rv = self.next_rv();
         {
@@ -874,6 +893,9 @@ impl Store {
             keep_status: false,
         };
         crate::builtin::admit(&write, &mut new)?;
+        if target != Target::Internal {
+            self.validate(res, &key.name, &new, Some(&old))?;
+        }
         normalize(&mut new);
         if old["metadata"].get("deletionTimestamp").is_some() {
             let before = finalizers(&old);

@@ -78,31 +78,6 @@ const ALLOWED: &[(&str, usize, &str)] = &[
         "job controller / Job status validation (jobcontroller.rs, another engineer; not finished when this list was made)",
     ),
     (
-        "c4-ssa-ownerreferences-merge",
-        6,
-        "strategic merge patch of ownerReferences is a plain merge patch (no merge by uid)",
-    ),
-    (
-        "c4-ssa-ownerreferences-merge",
-        7,
-        "two controller=true ownerReferences are not validated (422)",
-    ),
-    (
-        "c5-ssa-misc-errors",
-        10,
-        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
-    ),
-    (
-        "c5-ssa-misc-errors",
-        11,
-        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
-    ),
-    (
-        "c5-ssa-misc-errors",
-        12,
-        "SSA request validation (fieldManager 422, apiVersion/kind 400, dryRun, force on non-apply, content types, Strict 500) not modelled yet",
-    ),
-    (
         "d2-event-required-fields",
         5,
         "events.k8s.io validation and core/v1 Event view (builtin.rs, another engineer; not finished when this list was made)",
@@ -115,77 +90,17 @@ const ALLOWED: &[(&str, usize, &str)] = &[
     (
         "e1-crd-unknown-field-validation",
         8,
-        "CRD pruning, fieldValidation Strict/Warn and Warning headers not modelled yet",
+        "the 422 quotes the patched object including its managedFields, which the fake does not keep",
     ),
     (
         "e2-crd-status-pruning",
         2,
-        "CRD status pruning and schema validation (types, required, list-map duplicates) not modelled yet",
-    ),
-    (
-        "e2-crd-status-pruning",
-        3,
-        "CRD status pruning and schema validation (types, required, list-map duplicates) not modelled yet",
-    ),
-    (
-        "e2-crd-status-pruning",
-        4,
-        "CRD status pruning and schema validation (types, required, list-map duplicates) not modelled yet",
-    ),
-    (
-        "e2-crd-status-pruning",
-        5,
-        "CRD status pruning and schema validation (types, required, list-map duplicates) not modelled yet",
-    ),
-    (
-        "e2-crd-status-pruning",
-        6,
-        "CRD status pruning and schema validation (types, required, list-map duplicates) not modelled yet",
-    ),
-    (
-        "e4-crd-cel-validation",
-        0,
-        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
-    ),
-    (
-        "e4-crd-cel-validation",
-        1,
-        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
-    ),
-    (
-        "e4-crd-cel-validation",
-        2,
-        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
+        "the 422 quotes the patched object including its managedFields, which the fake does not keep",
     ),
     (
         "e4-crd-cel-validation",
         3,
-        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
-    ),
-    (
-        "e4-crd-cel-validation",
-        4,
-        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
-    ),
-    (
-        "e4-crd-cel-validation",
-        5,
-        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
-    ),
-    (
-        "e4-crd-cel-validation",
-        7,
-        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
-    ),
-    (
-        "e4-crd-cel-validation",
-        9,
-        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
-    ),
-    (
-        "e4-crd-cel-validation",
-        10,
-        "CEL (x-kubernetes-validations), enum and required validation of CRDs not modelled yet",
+        "cause order: the apiserver evaluates the properties' CEL rules in Go map order (not stable); the fake sorts the causes by field",
     ),
     (
         "f2-watch-bookmarks",
@@ -369,7 +284,14 @@ struct Bindings {
 impl Bindings {
     fn bind(&mut self, p: &Placeholder, actual: &str) -> bool {
         if let Some(v) = self.values.get(p) {
-            return v == actual;
+            // The recorder's steps shared a second that a replay may cross: times of one
+            // placeholder match within 2 s.
+            let close_in_time = matches!(p.class.as_str(), "time" | "microtime")
+                && v.parse::<jiff::Timestamp>()
+                    .ok()
+                    .zip(actual.parse::<jiff::Timestamp>().ok())
+                    .is_some_and(|(a, b)| (a.as_millisecond() - b.as_millisecond()).abs() <= 2000);
+            return v == actual || close_in_time;
         }
         if p.injective()
             && self

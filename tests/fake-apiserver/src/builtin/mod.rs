@@ -10,7 +10,6 @@ mod events;
 pub(crate) mod field;
 mod names;
 mod pod;
-pub(crate) mod smp;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
