@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{EnvVar, PodTemplate};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{EnvVar, PodTemplate, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 use serde_json::{Value, json};
 
@@ -99,15 +99,29 @@ pub enum Executor {
     Workflow(Value),
 }
 
-/// The executor of `action` from the PodTemplate of its operation: named [`job_name`] of the action, in the
-/// action's namespace, owned by it (`controller: true`, when it has a uid), labelled like the pod template plus
-/// `riotkit.org/requested-backup-action`, with `RESTORE_VERSION` when `targetVersion` is set and
-/// `ttlSecondsAfterFinished` from the action. For `kindType: Workflow`, one Argo container template with the same
-/// pod settings and `retryStrategy.limit` = the backoff limit. Errors name what is wrong with the PodTemplate.
+/// The executor of `action` from the PodTemplate of its operation: a Job ([`job`]) or, for `kindType: Workflow`,
+/// an Argo Workflow ([`workflow`]). Errors name what is wrong with the PodTemplate.
 pub fn build(
     pod_template: &PodTemplate,
     action: &RequestedBackupAction,
 ) -> Result<Executor, String> {
+    match action.spec.kind_type {
+        KindType::Job => job(pod_template, action).map(Executor::Job),
+        KindType::Workflow => workflow(pod_template, action).map(Executor::Workflow),
+    }
+}
+
+/// What a Job and a Workflow share.
+struct Prepared {
+    name: String,
+    namespace: Option<String>,
+    labels: BTreeMap<String, String>,
+    owner: Option<OwnerReference>,
+    settings: JobSettings,
+    pod: PodTemplateSpec,
+}
+
+fn prepare(pod_template: &PodTemplate, action: &RequestedBackupAction) -> Result<Prepared, String> {
     let settings = JobSettings::from_annotations(
         pod_template
             .metadata
@@ -121,18 +135,17 @@ pub fn build(
         .filter(|t| t.spec.is_some())
         .ok_or("it has no template.spec")?;
     let action_name = action.metadata.name.clone().unwrap_or_default();
-    let name = job_name(&action_name);
     let meta = pod.metadata.get_or_insert_with(Default::default);
-    let mut job_labels = meta.labels.clone().unwrap_or_default();
-    job_labels.insert(
+    let mut labels = meta.labels.clone().unwrap_or_default();
+    labels.insert(
         labels::REQUESTED_BACKUP_ACTION.to_string(),
         label_value(&action_name),
     );
-    job_labels.insert(
+    labels.insert(
         labels::APP_MANAGED_BY.to_string(),
         field_managers::ACTION_CONTROLLER.to_string(),
     );
-    meta.labels = Some(job_labels.clone());
+    meta.labels = Some(labels.clone());
     if let Some(version) = action
         .spec
         .target_version
@@ -148,80 +161,100 @@ pub fn build(
             });
         }
     }
-    let namespace = action
-        .metadata
-        .namespace
-        .clone()
-        .or_else(|| pod_template.metadata.namespace.clone());
-    let owner = action.controller_owner_ref(&());
-    match action.spec.kind_type {
-        KindType::Job => Ok(Executor::Job(Job {
-            metadata: ObjectMeta {
-                name: Some(name),
-                namespace,
-                labels: Some(job_labels),
-                owner_references: owner.map(|o| vec![o]),
-                ..Default::default()
-            },
-            spec: Some(JobSpec {
-                backoff_limit: Some(settings.backoff_limit),
-                active_deadline_seconds: settings.active_deadline_seconds,
-                ttl_seconds_after_finished: action.spec.ttl_seconds_after_finished,
-                template: pod,
-                ..Default::default()
-            }),
+    Ok(Prepared {
+        name: job_name(&action_name),
+        namespace: action
+            .metadata
+            .namespace
+            .clone()
+            .or_else(|| pod_template.metadata.namespace.clone()),
+        labels,
+        owner: action.controller_owner_ref(&()),
+        settings,
+        pod,
+    })
+}
+
+/// The Job of `action`: named [`job_name`] of the action, in the action's namespace, owned by it
+/// (`controller: true`, when it has a uid), labelled like the pod template plus
+/// `riotkit.org/requested-backup-action`, the pod template with `RESTORE_VERSION` when `targetVersion` is set,
+/// `backoffLimit`/`activeDeadlineSeconds` from the PodTemplate's annotations, `ttlSecondsAfterFinished` from the
+/// action.
+pub fn job(pod_template: &PodTemplate, action: &RequestedBackupAction) -> Result<Job, String> {
+    let p = prepare(pod_template, action)?;
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(p.name),
+            namespace: p.namespace,
+            labels: Some(p.labels),
+            owner_references: p.owner.map(|o| vec![o]),
             ..Default::default()
-        })),
-        KindType::Workflow => {
-            let spec = pod.spec.unwrap_or_default();
-            let container = spec.containers.into_iter().next().unwrap_or_default();
-            let entrypoint = container.name.clone();
-            let mut wf_spec = json!({
-                "entrypoint": entrypoint,
-                "podMetadata": {"labels": job_labels},
-                "securityContext": spec.security_context,
-                "automountServiceAccountToken": spec.automount_service_account_token,
-                "volumes": spec.volumes,
-                "templates": [{
-                    "name": entrypoint,
-                    "retryStrategy": {"limit": settings.backoff_limit.to_string()},
-                    "container": container,
-                }],
-            });
-            let obj = wf_spec.as_object_mut().expect("a JSON object literal");
-            if let Some(sa) = spec.service_account_name {
-                obj.insert("serviceAccountName".into(), json!(sa));
-            }
-            if let Some(ns) = spec.node_selector {
-                obj.insert("nodeSelector".into(), json!(ns));
-            }
-            if let Some(t) = spec.tolerations {
-                obj.insert("tolerations".into(), json!(t));
-            }
-            if let Some(a) = spec.affinity {
-                obj.insert("affinity".into(), json!(a));
-            }
-            if let Some(d) = settings.active_deadline_seconds {
-                obj.insert("activeDeadlineSeconds".into(), json!(d));
-            }
-            if let Some(ttl) = action.spec.ttl_seconds_after_finished {
-                obj.insert("ttlStrategy".into(), json!({"secondsAfterCompletion": ttl}));
-            }
-            let mut metadata = json!({"name": name, "labels": job_labels});
-            if let Some(ns) = namespace {
-                metadata["namespace"] = json!(ns);
-            }
-            if let Some(o) = owner {
-                metadata["ownerReferences"] = json!([o]);
-            }
-            Ok(Executor::Workflow(json!({
-                "apiVersion": WORKFLOW_API_VERSION,
-                "kind": "Workflow",
-                "metadata": metadata,
-                "spec": wf_spec,
-            })))
-        }
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(p.settings.backoff_limit),
+            active_deadline_seconds: p.settings.active_deadline_seconds,
+            ttl_seconds_after_finished: action.spec.ttl_seconds_after_finished,
+            template: p.pod,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// The Argo Workflow of `action` (as JSON): named, owned and labelled like the [`job`], one container template
+/// with the same pod settings, `retryStrategy.limit` = the backoff limit, `ttlStrategy` from the action.
+pub fn workflow(
+    pod_template: &PodTemplate,
+    action: &RequestedBackupAction,
+) -> Result<Value, String> {
+    let p = prepare(pod_template, action)?;
+    let spec = p.pod.spec.unwrap_or_default();
+    let container = spec.containers.into_iter().next().unwrap_or_default();
+    let entrypoint = container.name.clone();
+    let mut wf_spec = json!({
+        "entrypoint": entrypoint,
+        "podMetadata": {"labels": p.labels},
+        "securityContext": spec.security_context,
+        "automountServiceAccountToken": spec.automount_service_account_token,
+        "volumes": spec.volumes,
+        "templates": [{
+            "name": entrypoint,
+            "retryStrategy": {"limit": p.settings.backoff_limit.to_string()},
+            "container": container,
+        }],
+    });
+    let obj = wf_spec.as_object_mut().expect("a JSON object literal");
+    if let Some(sa) = spec.service_account_name {
+        obj.insert("serviceAccountName".into(), json!(sa));
     }
+    if let Some(ns) = spec.node_selector {
+        obj.insert("nodeSelector".into(), json!(ns));
+    }
+    if let Some(t) = spec.tolerations {
+        obj.insert("tolerations".into(), json!(t));
+    }
+    if let Some(a) = spec.affinity {
+        obj.insert("affinity".into(), json!(a));
+    }
+    if let Some(d) = p.settings.active_deadline_seconds {
+        obj.insert("activeDeadlineSeconds".into(), json!(d));
+    }
+    if let Some(ttl) = action.spec.ttl_seconds_after_finished {
+        obj.insert("ttlStrategy".into(), json!({"secondsAfterCompletion": ttl}));
+    }
+    let mut metadata = json!({"name": p.name, "labels": p.labels});
+    if let Some(ns) = p.namespace {
+        metadata["namespace"] = json!(ns);
+    }
+    if let Some(o) = p.owner {
+        metadata["ownerReferences"] = json!([o]);
+    }
+    Ok(json!({
+        "apiVersion": WORKFLOW_API_VERSION,
+        "kind": "Workflow",
+        "metadata": metadata,
+        "spec": wf_spec,
+    }))
 }
 
 #[cfg(test)]
