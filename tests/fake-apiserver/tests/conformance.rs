@@ -571,7 +571,7 @@ async fn read_watch(resp: Response<fake_apiserver::ResponseBody>, step: &Value) 
         .then(|| step["response"]["stream_duration_s"].as_f64())
         .flatten();
     let deadline = start
-        + client_closes_after.map_or(Duration::from_secs(3600), |s| Duration::from_secs_f64(s));
+        + client_closes_after.map_or(Duration::from_secs(3600), Duration::from_secs_f64);
     let mut stream = resp.into_body().into_data_stream();
     let mut events = Vec::new();
     let mut pending = Vec::new();
