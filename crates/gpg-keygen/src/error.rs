@@ -18,26 +18,24 @@ pub enum Error {
         name: String,
     },
     /// Reading the key Secret failed.
-    #[error("cannot read Secret {namespace}/{name}: {source}")]
+    #[error("cannot read Secret {namespace}/{name}: {error}")]
     ReadSecret {
         /// Secret namespace.
         namespace: String,
         /// Secret name.
         name: String,
-        /// The API error.
-        #[source]
-        source: kube::Error,
+        /// The API error; printed in the message, so it is not also the `source()`.
+        error: kube::Error,
     },
     /// Creating the key Secret failed (other than AlreadyExists, which is adopted).
-    #[error("cannot create Secret {namespace}/{name}: {source}")]
+    #[error("cannot create Secret {namespace}/{name}: {error}")]
     CreateSecret {
         /// Secret namespace.
         namespace: String,
         /// Secret name.
         name: String,
-        /// The API error.
-        #[source]
-        source: kube::Error,
+        /// The API error; printed in the message, so it is not also the `source()`.
+        error: kube::Error,
     },
     /// The create answered AlreadyExists, and the Secret was gone again by the time it was read.
     #[error("Secret {namespace}/{name} was created by someone else and deleted again; retrying")]
@@ -62,16 +60,15 @@ pub enum Error {
     },
     /// Writing the `GPGKeyReady` condition failed.
     #[error(
-        "cannot apply the GPGKeyReady condition to ScheduledBackup {namespace}/{name}: {source}"
+        "cannot apply the GPGKeyReady condition to ScheduledBackup {namespace}/{name}: {error}"
     )]
     ApplyStatus {
         /// ScheduledBackup namespace.
         namespace: String,
         /// ScheduledBackup name.
         name: String,
-        /// The API error.
-        #[source]
-        source: kube::Error,
+        /// The API error; printed in the message, so it is not also the `source()`.
+        error: kube::Error,
     },
     /// User-caused: the Secret is missing and may not (or cannot) be generated. The condition explains the fix.
     #[error("{message}")]
@@ -167,12 +164,12 @@ mod tests {
             Error::ReadSecret {
                 namespace: namespace(),
                 name: name(),
-                source: api(),
+                error: api(),
             },
             Error::CreateSecret {
                 namespace: namespace(),
                 name: name(),
-                source: api(),
+                error: api(),
             },
             Error::SecretVanished {
                 namespace: namespace(),
@@ -190,7 +187,7 @@ mod tests {
             Error::ApplyStatus {
                 namespace: namespace(),
                 name: name(),
-                source: api(),
+                error: api(),
             },
             Error::KeySecretNotFound {
                 message: "m".into(),

@@ -343,7 +343,7 @@ async fn reconcile_backup(
         .map_err(|source| Error::ReadSecret {
             namespace: namespace.to_string(),
             name: reference.secret_name.clone(),
-            source,
+            error: source,
         })?;
 
     let verdict = match existing {
@@ -429,7 +429,7 @@ async fn create_key_secret(
                 .map_err(|source| Error::ReadSecret {
                     namespace: namespace.to_string(),
                     name: reference.secret_name.clone(),
-                    source,
+                    error: source,
                 })?
                 .ok_or_else(|| Error::SecretVanished {
                     namespace: namespace.to_string(),
@@ -444,7 +444,7 @@ async fn create_key_secret(
         Err(source) => Err(Error::CreateSecret {
             namespace: namespace.to_string(),
             name: reference.secret_name.clone(),
-            source,
+            error: source,
         }),
     }
 }
@@ -510,7 +510,7 @@ async fn report(
     .map_err(|source| Error::ApplyStatus {
         namespace: namespace.to_string(),
         name: sb.name_any(),
-        source,
+        error: source,
     })?;
 
     if meaning_changed && desired.status == "False" {

@@ -64,13 +64,12 @@ pub enum Error {
     },
 
     /// Any other API error.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Api {
         /// What was being done (`listing ScheduledBackups in namespace x`).
         what: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
+        /// The client error; printed in the message, so it is not also the `source()`.
+        error: kube::Error,
     },
 
     /// The action ended in Failed.
@@ -128,7 +127,13 @@ pub enum Error {
 
     /// Writing output failed (e.g. a closed pipe).
     #[error("writing output: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Error::Io(error)
+    }
 }
 
 impl Error {
@@ -159,7 +164,7 @@ impl Error {
         }
         Error::Api {
             what: what.into(),
-            source,
+            error: source,
         }
     }
 }

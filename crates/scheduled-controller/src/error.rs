@@ -24,7 +24,7 @@ pub enum Error {
     #[error("{0}")]
     InvalidSchedule(String),
     /// Rendering failed (missing variable, bad vars, ...).
-    #[error("{0}")]
+    #[error(transparent)]
     Render(#[from] template_engine::Error),
     /// A child's name is taken by an object this ScheduledBackup does not own.
     #[error(
@@ -57,13 +57,12 @@ pub enum Error {
     #[error("ScheduledBackup is missing {0}")]
     MissingObjectKey(&'static str),
     /// A Kubernetes API call failed.
-    #[error("Kubernetes API call failed while {action}: {source}")]
+    #[error("Kubernetes API call failed while {action}: {error}")]
     Kube {
         /// What was being done.
         action: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
+        /// The client error; printed in the message, so it is not also the `source()`.
+        error: kube::Error,
     },
 }
 
@@ -125,7 +124,7 @@ impl Error {
 
     pub(crate) fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
         let action = action.into();
-        move |source| Error::Kube { action, source }
+        move |error| Error::Kube { action, error }
     }
 
     /// A failed write of child `kind namespace/name`: the user's input when the API server refused what we sent
@@ -136,7 +135,7 @@ impl Error {
         name: &str,
     ) -> impl FnOnce(kube::Error) -> Error {
         let (kind, namespace, name) = (kind.to_string(), namespace.to_string(), name.to_string());
-        move |source| match controller_runtime::api::refusal(&source) {
+        move |error| match controller_runtime::api::refusal(&error) {
             Some(detail) => Error::ChildRejected {
                 kind,
                 namespace,
@@ -145,7 +144,7 @@ impl Error {
             },
             None => Error::Kube {
                 action: format!("applying {kind} {name}"),
-                source,
+                error,
             },
         }
     }
@@ -195,7 +194,7 @@ mod tests {
             Error::MissingObjectKey("uid"),
             Error::Kube {
                 action: "applying".into(),
-                source: kube::Error::LinesCodecMaxLineLengthExceeded,
+                error: kube::Error::LinesCodecMaxLineLengthExceeded,
             },
         ];
         let covered: std::collections::BTreeSet<usize> = samples.iter().map(variant).collect();
