@@ -10,10 +10,9 @@
 //!   controller makes zero API writes;
 //! - Warning Events are emitted when the condition changes, not on every resync.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use controller_runtime::cache::{Watches, cached, touched};
@@ -50,10 +49,6 @@ pub const KEYS_GENERATED_TOTAL: &str = "backup_maker_gpg_keys_generated_total";
 const RESYNC: Duration = Duration::from_secs(3600);
 /// Re-check interval after a user-caused failure; the watches normally trigger the fix first.
 const USER_INPUT_RECHECK: Duration = Duration::from_secs(600);
-/// First retry after a transient failure; doubles per consecutive failure up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_secs(30);
-/// Longest retry interval after transient failures.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// A future that resolves when the controller must stop.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>>;
@@ -96,8 +91,8 @@ struct Context {
     metrics: ControllerMetrics,
     keys_generated: IntCounterVec,
     events: controller_runtime::events::Publisher,
-    /// Consecutive transient failures per object, for the backoff.
-    failures: Mutex<HashMap<ObjectRef<ScheduledBackup>, u32>>,
+    /// Retry delays after transient failures (the shared policy of every controller).
+    backoff: controller_runtime::cache::Backoff<ScheduledBackup>,
 }
 
 /// Runs the controller until `config.shutdown` resolves.
@@ -146,7 +141,7 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         client,
         metrics: config.metrics.clone(),
         keys_generated,
-        failures: Mutex::new(HashMap::new()),
+        backoff: Default::default(),
     });
 
     let mapper_store = store.clone();
@@ -221,7 +216,7 @@ async fn reconcile(sb: Arc<ScheduledBackup>, ctx: Arc<Context>) -> Result<Action
         }
         if result.as_ref().map_or_else(Error::is_user_input, |_| true) {
             // A definite answer (good or bad): the next transient failure starts from the shortest backoff.
-            forget_failures(&ctx, &sb);
+            ctx.backoff.succeeded(&ObjectRef::from_obj(sb.as_ref()));
         }
         result
     }
@@ -548,27 +543,7 @@ fn error_policy(sb: Arc<ScheduledBackup>, error: &Error, ctx: Arc<Context>) -> A
     if error.is_user_input() {
         return Action::requeue(USER_INPUT_RECHECK);
     }
-    let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
-    let count = failures
-        .entry(ObjectRef::from_obj(sb.as_ref()))
-        .or_insert(0);
-    *count = count.saturating_add(1);
-    Action::requeue(backoff(*count))
-}
-
-fn forget_failures(ctx: &Context, sb: &ScheduledBackup) {
-    ctx.failures
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&ObjectRef::from_obj(sb));
-}
-
-/// Retry delay after `failures` consecutive transient failures: 30 s, 60 s, 120 s, 240 s, then 300 s.
-fn backoff(failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(16);
-    MIN_BACKOFF
-        .saturating_mul(1u32 << exponent)
-        .min(MAX_BACKOFF)
+    Action::requeue(ctx.backoff.failed(ObjectRef::from_obj(sb.as_ref())))
 }
 
 #[cfg(test)]

@@ -43,13 +43,6 @@ fn secret_maps_to_the_backups_in_its_namespace_that_reference_it() {
 }
 
 #[test]
-fn backoff_doubles_from_thirty_seconds_up_to_five_minutes() {
-    let secs: Vec<u64> = (1..=7).map(|n| backoff(n).as_secs()).collect();
-    assert_eq!(secs, vec![30, 60, 120, 240, 300, 300, 300]);
-    assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
-}
-
-#[test]
 fn status_patch_carries_only_the_gpg_key_ready_condition() {
     let condition = conditions::condition(
         &[],
