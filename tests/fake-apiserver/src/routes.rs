@@ -465,17 +465,17 @@ fn write<T>(
         Some("Ignore") => FieldValidation::Ignore,
         _ => FieldValidation::Warn,
     };
-    store.request = RequestContext {
+    store.request = Some(RequestContext {
         field_validation,
         patch,
         warnings: Vec::new(),
-    };
+    });
     let result = if is_dry_run(req) {
         store.dry_run(run)
     } else {
         run(store)
     };
-    let warnings = std::mem::take(&mut store.request).warnings;
+    let warnings = store.request.take().map(|r| r.warnings).unwrap_or_default();
     (result, warnings)
 }
 

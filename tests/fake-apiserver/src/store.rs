@@ -196,8 +196,9 @@ pub(crate) struct Store {
     gc_running: bool,
     /// Built-in controllers and namespace enforcement (`kcm`, `namespaces`).
     pub(crate) options: crate::kcm::Options,
-    /// The API request being served (`fieldValidation`, warnings); default outside requests.
-    pub(crate) request: RequestContext,
+    /// The API request being served (`fieldValidation`, warnings); `None` for writes of the
+    /// built-in controllers and test helpers, whose warnings go nowhere.
+    pub(crate) request: Option<RequestContext>,
     /// Inside [`Store::dry_run`]: changes are neither logged nor broadcast.
     dry_run: bool,
 }
@@ -349,7 +350,7 @@ impl Store {
             write_log: Vec::new(),
             gc_running: false,
             options: crate::kcm::Options::default(),
-            request: RequestContext::default(),
+            request: None,
             dry_run: false,
         }
     }
@@ -470,8 +471,14 @@ impl Store {
             .iter()
             .map(|f| format!("unknown field {f:?}"))
             .collect();
-        match self.request.field_validation {
-            FieldValidation::Strict if self.request.patch => {
+        let (mode, patch) = self
+            .request
+            .as_ref()
+            .map_or((FieldValidation::Warn, false), |r| {
+                (r.field_validation, r.patch)
+            });
+        match mode {
+            FieldValidation::Strict if patch => {
                 let mut shown = obj.clone();
                 normalize(&mut shown);
                 // Quotes the patched object (managedFields included on a cluster; the fake has
@@ -494,7 +501,11 @@ impl Store {
                     version = res.version,
                 )));
             }
-            FieldValidation::Warn => self.request.warnings.extend(listed),
+            FieldValidation::Warn => {
+                if let Some(request) = self.request.as_mut() {
+                    request.warnings.extend(listed);
+                }
+            }
             FieldValidation::Ignore => {}
         }
         crate::openapi::prune(schema.root(), obj);
