@@ -54,7 +54,7 @@ EXPECTED_CLUSTER_RULES = {
         ("riotkit.org", "scheduledbackups/status", {P}),
         ("riotkit.org", "scheduledbackups/finalizers", {"update"}),
         ("riotkit.org", "clusterbackupproceduretemplates", READ),
-        ("", ["secrets", "configmaps"], READ | {C, P, D}),
+        ("", ["secrets", "configmaps", "podtemplates"], READ | {C, P, D}),
         ("batch", "cronjobs", READ | {C, P, D}),
         ("batch", "jobs", READ),
         EVENTS,
@@ -63,8 +63,8 @@ EXPECTED_CLUSTER_RULES = {
         ("riotkit.org", "requestedbackupactions", READ),
         ("riotkit.org", "requestedbackupactions/status", {P}),
         ("riotkit.org", "requestedbackupactions/finalizers", {"update"}),
-        ("riotkit.org", ["scheduledbackups", "clusterbackupproceduretemplates"], READ),
-        ("", "secrets", READ),
+        ("riotkit.org", "scheduledbackups", READ),
+        ("", "podtemplates", READ),
         ("batch", "jobs", READ | {C}),
         ("argoproj.io", "workflows", READ | {C}),
         EVENTS,
@@ -197,6 +197,20 @@ class Rbac(unittest.TestCase):
                 for rule in role["rules"]:
                     self.assertFalse({"resourceNames", "nonResourceURLs"} & rule.keys(), rule)
                     self.assertNotIn("*", rule["verbs"] + rule["resources"] + rule["apiGroups"])
+
+    def test_the_action_controller_can_read_no_secret_and_no_procedure_template(self):
+        # It runs the PodTemplate the scheduled-controller hands off: an action runner that could read every Secret
+        # in the cluster would be a confused deputy for anyone allowed to create a RequestedBackupAction.
+        for sets in ((), ("global.watchNamespace=team-a",)):
+            with self.subTest(sets=sets):
+                docs = render(*sets)
+                roles = [r for r in kinds(docs, "ClusterRole") + kinds(docs, "Role")
+                         if r["metadata"]["name"].startswith(f"{RELEASE}-action-controller")]
+                self.assertTrue(roles)
+                resources = {res for role in roles for rule in role["rules"] for res in rule["resources"]}
+                self.assertNotIn("secrets", resources)
+                self.assertNotIn("clusterbackupproceduretemplates", resources)
+                self.assertIn("podtemplates", resources)
 
     def test_widening_a_rule_in_a_rules_template_is_caught(self):
         with tempfile.TemporaryDirectory() as tmp:

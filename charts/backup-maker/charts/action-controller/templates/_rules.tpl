@@ -19,7 +19,7 @@ clusterScopedRules: cluster-scoped kinds, always granted through a ClusterRoleBi
   resources: ["scheduledbackups"]
   verbs: ["get", "list", "watch"]
 - apiGroups: [""]
-  resources: ["secrets"]
+  resources: ["podtemplates"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
@@ -33,7 +33,4 @@ clusterScopedRules: cluster-scoped kinds, always granted through a ClusterRoleBi
 {{- end }}
 
 {{- define "action-controller.clusterScopedRules" -}}
-- apiGroups: ["riotkit.org"]
-  resources: ["clusterbackupproceduretemplates"]
-  verbs: ["get", "list", "watch"]
 {{- end }}

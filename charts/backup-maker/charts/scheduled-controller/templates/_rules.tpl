@@ -16,7 +16,7 @@ clusterScopedRules: cluster-scoped kinds, always granted through a ClusterRoleBi
   resources: ["scheduledbackups/finalizers"]
   verbs: ["update"]
 - apiGroups: [""]
-  resources: ["secrets", "configmaps"]
+  resources: ["secrets", "configmaps", "podtemplates"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["batch"]
   resources: ["cronjobs"]
