@@ -210,3 +210,30 @@ where
         }
     }
 }
+
+/// Runs a `Controller::run` stream to its end. Outcomes are logged at debug level only: failures are logged (and
+/// counted) where they are handled, in the controller's `error_policy`.
+pub async fn drain<K, E>(
+    results: impl futures::Stream<
+        Item = Result<
+            (
+                kube::runtime::reflector::ObjectRef<K>,
+                kube::runtime::controller::Action,
+            ),
+            kube::runtime::controller::Error<E, kube::runtime::watcher::Error>,
+        >,
+    >,
+) where
+    K: kube::Resource,
+    E: std::error::Error + 'static,
+{
+    use futures::StreamExt;
+    results
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile did not complete"),
+            }
+        })
+        .await;
+}

@@ -20,7 +20,6 @@ use controller_runtime::health::Health;
 use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::{condition_types, field_managers, reasons};
 use crd_types::{GpgKeySecretRef, KeyAlgorithm, ScheduledBackup, conditions};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams, PostParams};
@@ -145,31 +144,14 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     });
 
     let mapper_store = store.clone();
-    controller
+    let results = controller
         .watches_stream(secret_events, move |secret: PartialObjectMeta<Secret>| {
             backups_referencing(&mapper_store, &secret)
         })
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(config.shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::debug!(%object, "reconciled"),
-                Err(controller::Error::ReconcilerFailed(error, object))
-                    if error.is_user_input() =>
-                {
-                    tracing::info!(%object, reason = error.reason(), "{error}");
-                }
-                Err(controller::Error::ReconcilerFailed(error, object)) => {
-                    tracing::warn!(%object, reason = error.reason(), "{error}");
-                }
-                Err(controller::Error::ObjectNotFound(object)) => {
-                    tracing::debug!(%object, "object gone before its reconcile");
-                }
-                Err(error) => tracing::warn!("controller: {error}"),
-            }
-        })
-        .await;
+        .run(reconcile, error_policy, context);
+    controller_runtime::runtime::drain(results).await;
     config.health.set_ready(false);
     Ok(())
 }
@@ -541,9 +523,13 @@ async fn publish(
 fn error_policy(sb: Arc<ScheduledBackup>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_failed(error.reason());
     if error.is_user_input() {
+        // Reported in the GPGKeyReady condition and an Event; the watches bring the fix.
+        tracing::info!(reason = error.reason(), "{error}");
         return Action::requeue(USER_INPUT_RECHECK);
     }
-    Action::requeue(ctx.backoff.failed(ObjectRef::from_obj(sb.as_ref())))
+    let delay = ctx.backoff.failed(ObjectRef::from_obj(sb.as_ref()));
+    tracing::warn!(reason = error.reason(), retry_in = ?delay, "{error}");
+    Action::requeue(delay)
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! scheduled-controller: turns each `ScheduledBackup` into the objects that run its procedure.
 //!
-//! - **Watches**: ScheduledBackups; the ConfigMaps, Secrets and CronJobs it manages (label
+//! - **Watches**: ScheduledBackups; the ConfigMaps, Secrets, PodTemplates and CronJobs it manages (label
 //!   `app.kubernetes.io/managed-by=backup-maker-scheduled-controller`); Jobs labelled `riotkit.org/scheduled-backup`;
 //!   ClusterBackupProcedureTemplates (mapped to the SBs using them); Secret metadata (mapped to the SBs whose
 //!   token, vars or key Secret it is).
 //! - **Writes** (server-side apply, field manager `backup-maker-scheduled-controller`): per operation a ConfigMap
-//!   (script) and a Secret (`HelmValues.env`), the CronJob of `spec.operation` when enabled, and `.status`.
+//!   (script), a Secret (`HelmValues.env`) and a PodTemplate (the pod the action-controller runs for an action of
+//!   that operation, Job settings as annotations: the only thing the two controllers share is this object), the
+//!   CronJob of `spec.operation` when enabled, and `.status`.
 //!   Children this SB no longer needs are deleted. Nothing is written when everything already matches.
 //! - **Owns conditions**: `Ready`, `TemplateRendered`, `ChildrenApplied`, `LastRunSucceeded` (gpg-keygen owns
 //!   `GPGKeyReady`, which this controller waits for).
@@ -26,9 +28,8 @@ use controller_runtime::cache::{Watches, cached, scoped_api};
 use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
 use crd_types::{ClusterBackupProcedureTemplate, ScheduledBackup};
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PodTemplate, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, controller, watcher};
@@ -48,6 +49,8 @@ pub struct Stores {
     pub config_maps: Store<ConfigMap>,
     /// Managed Secrets.
     pub secrets: Store<Secret>,
+    /// Managed PodTemplates (read by the action-controller).
+    pub pod_templates: Store<PodTemplate>,
     /// Managed CronJobs.
     pub cron_jobs: Store<CronJob>,
     /// Jobs labelled with a ScheduledBackup.
@@ -107,6 +110,11 @@ pub async fn run(
         managed.clone(),
         &watches,
     );
+    let (pod_templates, pod_template_stream) = cached(
+        scoped_api::<PodTemplate>(&client, ns.as_deref()),
+        managed.clone(),
+        &watches,
+    );
     let (cron_jobs, cron_stream) = cached(
         scoped_api::<CronJob>(&client, ns.as_deref()),
         managed,
@@ -150,6 +158,7 @@ pub async fn run(
         stores: Stores {
             config_maps,
             secrets,
+            pod_templates,
             cron_jobs,
             jobs,
             templates,
@@ -162,9 +171,10 @@ pub async fn run(
 
     let template_sbs = sbs.clone();
     let secret_sbs = sbs.clone();
-    controller
+    let results = controller
         .owns_stream(cm_stream)
         .owns_stream(secret_stream)
+        .owns_stream(pod_template_stream)
         .owns_stream(cron_stream)
         .watches_stream(job_stream, |job: Job| {
             let sb = job.labels().get(labels::SCHEDULED_BACKUP).cloned();
@@ -197,13 +207,8 @@ pub async fn run(
         })
         .reconcile_on(unblocked)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, reconcile::error_policy, context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "reconcile did not complete");
-            }
-        })
-        .await;
+        .run(reconcile::reconcile, reconcile::error_policy, context);
+    controller_runtime::runtime::drain(results).await;
     Ok(())
 }
 
