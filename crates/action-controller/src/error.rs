@@ -32,12 +32,36 @@ pub enum Error {
         /// The ScheduledBackup's own `Ready` reason and message, or why it is missing.
         detail: String,
     },
-    /// The template, or a Secret the ScheduledBackup refers to, could not be resolved.
-    #[error("{0}")]
-    Dependency(#[source] scheduled_controller::Error),
-    /// The procedure could not be rendered into an executor (e.g. no restore script in the template).
-    #[error("{0}")]
-    Render(#[from] template_engine::Error),
+    /// The ScheduledBackup is Ready but the PodTemplate of the requested operation is not (yet) there, or is not
+    /// its own. The PodTemplate watch wakes the action up.
+    #[error(
+        "waiting for PodTemplate {namespace}/{name}, which the scheduled-controller applies for the {operation} operation of ScheduledBackup {namespace}/{scheduled_backup}: {detail}; the action starts as soon as it is there"
+    )]
+    WaitingForPodTemplate {
+        /// Namespace.
+        namespace: String,
+        /// `<sb>-<operation>`.
+        name: String,
+        /// The ScheduledBackup.
+        scheduled_backup: String,
+        /// `backup` or `restore`.
+        operation: String,
+        /// Why it cannot be used and what to do.
+        detail: String,
+    },
+    /// The PodTemplate exists but no executor can be built from it (e.g. an annotation edited by hand). The
+    /// scheduled-controller corrects it on its next reconcile, which wakes the action up.
+    #[error(
+        "PodTemplate {namespace}/{name} cannot run this action: {detail}. The scheduled-controller restores it from the ScheduledBackup; if this persists, check that the scheduled-controller is running"
+    )]
+    InvalidPodTemplate {
+        /// Namespace.
+        namespace: String,
+        /// `<sb>-<operation>`.
+        name: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// `kindType: Workflow` but Argo Workflows is not installed.
     #[error(
         "Argo Workflows is not installed (no workflows.argoproj.io CRD): install it or use kindType: Job (checked again every {}s)",
@@ -88,41 +112,34 @@ pub enum Error {
     #[error("RequestedBackupAction is missing {0}")]
     MissingObjectKey(&'static str),
     /// A Kubernetes API call failed.
-    #[error("Kubernetes API call failed while {action}: {source}")]
+    #[error("Kubernetes API call failed while {action}: {error}")]
     Kube {
         /// What was being done.
         action: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
+        /// The client error; printed in the message, so it is not also the `source()`.
+        error: kube::Error,
     },
 }
 
 /// Reason of an executor that vanished before it finished.
 pub const EXECUTOR_DELETED: &str = "ExecutorDeleted";
+/// Reason of a PodTemplate no executor can be built from.
+pub const INVALID_POD_TEMPLATE: &str = "InvalidPodTemplate";
 
-/// Every value [`Error::reason`] returns (the scheduled-controller's and the template engine's included), for
-/// `ControllerMetrics::register_reasons`: the errors-by-reason series exist at 0 from start-up.
+/// Every value [`Error::reason`] returns, for `ControllerMetrics::register_reasons`: the errors-by-reason series
+/// exist at 0 from start-up.
 pub const REASONS: &[&str] = &[
     reasons::INVALID_SPEC,
     reasons::SCHEDULED_BACKUP_NOT_FOUND,
     reasons::WAITING_FOR_SCHEDULED_BACKUP,
+    reasons::WAITING_FOR_POD_TEMPLATE,
+    INVALID_POD_TEMPLATE,
     reasons::EXECUTOR_NOT_INSTALLED,
     reasons::NAME_COLLISION,
     EXECUTOR_DELETED,
     reasons::REJECTED_BY_API_SERVER,
     "InvalidObject",
     "KubeApiError",
-    // Dependency errors (scheduled-controller).
-    reasons::INVALID_TEMPLATE_KIND,
-    reasons::TEMPLATE_NOT_FOUND,
-    reasons::SECRET_NOT_FOUND,
-    reasons::WAITING_FOR_KEY_SECRET,
-    reasons::INVALID_SCHEDULE,
-    // Render errors (template engine).
-    reasons::INVALID_VARS,
-    reasons::RENDER_FAILED,
-    reasons::NO_SCRIPT_FOR_OPERATION,
 ];
 
 impl controller_runtime::metrics::ErrorReason for Error {
@@ -138,8 +155,8 @@ impl Error {
             Error::InvalidSpec(_) => reasons::INVALID_SPEC,
             Error::ScheduledBackupNotFound { .. } => reasons::SCHEDULED_BACKUP_NOT_FOUND,
             Error::WaitingForScheduledBackup { .. } => reasons::WAITING_FOR_SCHEDULED_BACKUP,
-            Error::Dependency(e) => e.reason(),
-            Error::Render(e) => e.reason(),
+            Error::WaitingForPodTemplate { .. } => reasons::WAITING_FOR_POD_TEMPLATE,
+            Error::InvalidPodTemplate { .. } => INVALID_POD_TEMPLATE,
             Error::ExecutorNotInstalled => reasons::EXECUTOR_NOT_INSTALLED,
             Error::NameCollision { .. } => reasons::NAME_COLLISION,
             Error::ExecutorDeleted { .. } => EXECUTOR_DELETED,
@@ -151,11 +168,7 @@ impl Error {
 
     /// Shown in status (the user must act or wait); `false` for transient errors, retried with backoff.
     pub fn is_user_facing(&self) -> bool {
-        match self {
-            Error::Dependency(e) => e.step().is_some(),
-            Error::MissingObjectKey(_) | Error::Kube { .. } => false,
-            _ => true,
-        }
+        !matches!(self, Error::MissingObjectKey(_) | Error::Kube { .. })
     }
 
     /// The action can never run: it becomes `Failed` and is not looked at again.
@@ -166,11 +179,14 @@ impl Error {
         )
     }
 
-    /// When to look again without a watch event. The ScheduledBackup and the executor are watched, so waiting for
-    /// them needs no timer; Secrets and Argo's CRD are not watched, so those errors are re-checked periodically.
+    /// When to look again without a watch event. The ScheduledBackup, its PodTemplates and the executor are
+    /// watched, so waiting for them needs no timer; Argo's CRD is not watched, so it is re-checked periodically.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Error::ScheduledBackupNotFound { .. } | Error::WaitingForScheduledBackup { .. } => None,
+            Error::ScheduledBackupNotFound { .. }
+            | Error::WaitingForScheduledBackup { .. }
+            | Error::WaitingForPodTemplate { .. }
+            | Error::InvalidPodTemplate { .. } => None,
             Error::InvalidSpec(_)
             | Error::ExecutorDeleted { .. }
             | Error::ExecutorRejected { .. } => None,
@@ -181,7 +197,7 @@ impl Error {
 
     pub(crate) fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
         let action = action.into();
-        move |source| Error::Kube { action, source }
+        move |error| Error::Kube { action, error }
     }
 
     /// A failed create of executor `kind namespace/name`: terminal when the API server refused what we sent
@@ -192,7 +208,7 @@ impl Error {
         name: &str,
     ) -> impl FnOnce(kube::Error) -> Error {
         let (kind, namespace, name) = (kind.to_string(), namespace.to_string(), name.to_string());
-        move |source| match controller_runtime::api::refusal(&source) {
+        move |error| match controller_runtime::api::refusal(&error) {
             Some(detail) => Error::ExecutorRejected {
                 kind,
                 namespace,
@@ -201,7 +217,7 @@ impl Error {
             },
             None => Error::Kube {
                 action: format!("creating {kind} {name}"),
-                source,
+                error,
             },
         }
     }
@@ -223,7 +239,7 @@ mod tests {
         assert!(collision.to_string().contains("Job a/x"));
         let api = Error::Kube {
             action: "creating Job".into(),
-            source: kube::Error::LinesCodecMaxLineLengthExceeded,
+            error: kube::Error::LinesCodecMaxLineLengthExceeded,
         };
         assert!(!api.is_user_facing());
         assert!(!Error::ExecutorNotInstalled.is_terminal());
@@ -260,8 +276,8 @@ mod tests {
             Error::InvalidSpec(_) => 0,
             Error::ScheduledBackupNotFound { .. } => 1,
             Error::WaitingForScheduledBackup { .. } => 2,
-            Error::Dependency(_) => 3,
-            Error::Render(_) => 4,
+            Error::WaitingForPodTemplate { .. } => 3,
+            Error::InvalidPodTemplate { .. } => 4,
             Error::ExecutorNotInstalled => 5,
             Error::NameCollision { .. } => 6,
             Error::ExecutorDeleted { .. } => 7,
@@ -285,8 +301,18 @@ mod tests {
                 name: name(),
                 detail: "d".into(),
             },
-            Error::Dependency(scheduled_controller::Error::TemplateNotFound("x".into())),
-            Error::Render(template_engine::Error::InvalidVars("x".into())),
+            Error::WaitingForPodTemplate {
+                namespace: ns(),
+                name: "sb-backup".into(),
+                scheduled_backup: "sb".into(),
+                operation: "backup".into(),
+                detail: "d".into(),
+            },
+            Error::InvalidPodTemplate {
+                namespace: ns(),
+                name: "sb-backup".into(),
+                detail: "d".into(),
+            },
             Error::ExecutorNotInstalled,
             Error::NameCollision {
                 kind: "Job".into(),
@@ -307,7 +333,7 @@ mod tests {
             Error::MissingObjectKey("uid"),
             Error::Kube {
                 action: "creating Job".into(),
-                source: kube::Error::LinesCodecMaxLineLengthExceeded,
+                error: kube::Error::LinesCodecMaxLineLengthExceeded,
             },
         ];
         let covered: std::collections::BTreeSet<usize> = samples.iter().map(variant).collect();
@@ -319,13 +345,13 @@ mod tests {
                 e.reason()
             );
         }
-        // Dependency and Render errors report the scheduled-controller's and the template engine's reasons.
-        for r in scheduled_controller::error::REASONS
-            .iter()
-            .chain(template_engine::REASONS)
-        {
-            assert!(REASONS.contains(r), "{r} is not in REASONS");
-        }
+        let distinct: std::collections::BTreeSet<&str> =
+            samples.iter().map(Error::reason).collect();
+        assert_eq!(
+            distinct.len(),
+            REASONS.len(),
+            "no reason in REASONS that nothing returns"
+        );
     }
 
     #[test]

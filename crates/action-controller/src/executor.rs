@@ -1,32 +1,41 @@
 //! Create-or-adopt of the action's single executor (a Job, or an Argo Workflow), and Argo discovery.
 //!
+//! The executor is built from the PodTemplate the scheduled-controller applies for the ScheduledBackup's
+//! operation (`<sb>-<operation>`, [`crd_types::executor`]): this controller renders no template and reads no Secret.
+//!
 //! Exactly one executor per action, ever: its name is derived from the action's name
-//! ([`template_engine::job_name`]), it is created with POST (never apply, never `generateName`) and owned
+//! ([`crd_types::names::job_name`]), it is created with POST (never apply, never `generateName`) and owned
 //! `controller: true` by the action. A retry after a crash between "created" and "status written" gets
 //! `409 AlreadyExists` and adopts the object it finds, but only if this action (by uid) controls it; anything
 //! else is a name collision and is never touched. Once `status.processed` says the executor was created, it is
 //! never created again: if it disappears, the action fails (see [`Error::ExecutorDeleted`]).
 
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crd_types::constants::{field_managers::ACTION_CONTROLLER, labels};
+use crd_types::executor;
+use crd_types::names::{child_name, job_name, label_value};
 use crd_types::{KindType, Operation, RequestedBackupAction, ScheduledBackup};
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PodTemplate;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::Context;
 use crate::error::Error;
 use crate::status::{ExecutorView, job_view, workflow_view};
 
 /// `apiVersion` of Argo Workflows' `Workflow`.
-pub const WORKFLOW_API_VERSION: &str = "argoproj.io/v1alpha1";
+pub const WORKFLOW_API_VERSION: &str = executor::WORKFLOW_API_VERSION;
 
 /// How long an answer of discovery ("is Argo installed?") is trusted. A cluster where Argo gets installed is
 /// noticed within this time without a restart; a busy controller asks discovery at most once per period.
@@ -238,7 +247,144 @@ pub fn check_scheduled_backup(
     }
 }
 
-/// Finds this action's executor, or renders and creates it. Everything that prevents it is an [`Error`].
+/// Actions waiting for a PodTemplate, by the PodTemplate they wait for: a PodTemplate event wakes exactly those
+/// actions (no scan of every action, finished ones included).
+///
+/// An action registers before it looks the PodTemplate up in the cache, so a PodTemplate that arrives between the
+/// look-up and the registration still wakes it (the reflector fills the cache before it emits the event).
+#[derive(Default)]
+pub struct WaitingForPodTemplates {
+    inner: Mutex<Waiting>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    by_template: HashMap<ObjectRef<PodTemplate>, HashSet<ObjectRef<RequestedBackupAction>>>,
+    by_action: HashMap<ObjectRef<RequestedBackupAction>, ObjectRef<PodTemplate>>,
+}
+
+impl WaitingForPodTemplates {
+    /// `action` waits for `template` (and no longer for any other).
+    pub fn wait(&self, action: ObjectRef<RequestedBackupAction>, template: ObjectRef<PodTemplate>) {
+        let mut w = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(previous) = w.by_action.insert(action.clone(), template.clone()) {
+            w.remove(&previous, &action);
+        }
+        w.by_template.entry(template).or_default().insert(action);
+    }
+
+    /// `action` waits for nothing (it found its PodTemplate, finished, or was deleted).
+    pub fn release(&self, action: &ObjectRef<RequestedBackupAction>) {
+        let mut w = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(template) = w.by_action.remove(action) {
+            w.remove(&template, action);
+        }
+    }
+
+    /// The actions to wake up for an event of `template`; they register again if they still have to wait.
+    pub fn woken_by(
+        &self,
+        template: &ObjectRef<PodTemplate>,
+    ) -> Vec<ObjectRef<RequestedBackupAction>> {
+        let mut w = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let actions = w.by_template.remove(template).unwrap_or_default();
+        for action in &actions {
+            w.by_action.remove(action);
+        }
+        actions.into_iter().collect()
+    }
+
+    /// How many actions wait (for tests and debugging).
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_action
+            .len()
+    }
+
+    /// No action waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Waiting {
+    fn remove(
+        &mut self,
+        template: &ObjectRef<PodTemplate>,
+        action: &ObjectRef<RequestedBackupAction>,
+    ) {
+        if let Some(set) = self.by_template.get_mut(template) {
+            set.remove(action);
+            if set.is_empty() {
+                self.by_template.remove(template);
+            }
+        }
+    }
+}
+
+/// The PodTemplate an action runs: `<sb>-<operation>` of its ScheduledBackup, which must be Ready and control it.
+/// Reads only watch caches. The action is registered as waiting for the PodTemplate until one is found.
+pub fn pod_template(
+    ctx: &Context,
+    rba: &RequestedBackupAction,
+    namespace: &str,
+) -> Result<Arc<PodTemplate>, Error> {
+    let sb_name = &rba.spec.scheduled_backup_ref.name;
+    let sb = ctx
+        .scheduled_backups
+        .get(&ObjectRef::new(sb_name).within(namespace));
+    check_scheduled_backup(sb.as_deref(), namespace, sb_name)?;
+    let sb_uid = sb.and_then(|sb| sb.uid()).unwrap_or_default();
+    let operation = rba.spec.action;
+    let name = child_name(sb_name, operation);
+    let key = ObjectRef::new(&name).within(namespace);
+    let action = ObjectRef::from_obj(rba);
+    ctx.waiting.wait(action.clone(), key.clone());
+    let waiting = |detail: String| Error::WaitingForPodTemplate {
+        namespace: namespace.into(),
+        name: name.clone(),
+        scheduled_backup: sb_name.clone(),
+        operation: operation.to_string(),
+        detail,
+    };
+    let Some(found) = ctx.pod_templates.get(&key) else {
+        return Err(waiting(format!(
+            "it does not exist. The scheduled-controller applies it once the ScheduledBackup is Ready and its template has a {operation} script: if the template has none, add one (`kubectl describe sb {sb_name}`: the TemplateRendered condition lists skipped operations); otherwise check that the scheduled-controller is running"
+        )));
+    };
+    if !controlled_by(found.as_ref(), &sb_uid) {
+        // Only the ScheduledBackup's own pod may run with its Secrets.
+        return Err(waiting(format!(
+            "it is not controlled by ScheduledBackup {namespace}/{sb_name} (uid {sb_uid}), so it is never run: delete it, and the scheduled-controller applies the ScheduledBackup's own"
+        )));
+    }
+    ctx.waiting.release(&action);
+    Ok(found)
+}
+
+/// An executor kind: how to find, build and describe one.
+struct Kind<K> {
+    /// `Job` or `Workflow`, for messages.
+    name: &'static str,
+    /// Plural, for the writes metric.
+    plural: &'static str,
+    api: Api<K>,
+    view: fn(&K) -> ExecutorView,
+}
+
+/// Where an existing executor is looked up first.
+enum Lookup<K> {
+    /// A watch cache's answer. It may lag behind our own create, so once the status says the executor was
+    /// created, an empty answer is checked with the API.
+    Cache(Option<K>),
+    /// No cache: ask the API.
+    Api,
+}
+
+/// Finds this action's executor, or builds it from its PodTemplate and creates it. Everything that prevents it is
+/// an [`Error`].
 pub async fn ensure(
     ctx: &Context,
     rba: &RequestedBackupAction,
@@ -246,172 +392,139 @@ pub async fn ensure(
     uid: &str,
 ) -> Result<Located, Error> {
     validate(rba)?;
-    let name = template_engine::job_name(&rba.name_any());
-    let processed = rba.status.as_ref().is_some_and(|s| s.processed);
+    let name = job_name(&rba.name_any());
     match rba.spec.kind_type {
         KindType::Job => {
-            let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
             let cached = ctx
                 .jobs
                 .get(&ObjectRef::new(&name).within(namespace))
                 .map(|j| j.as_ref().clone());
-            // The cache only holds labelled Jobs and may lag behind our own create: ask the API when it matters.
-            let existing = match cached {
-                Some(job) => Some(job),
-                None if processed => api
-                    .get_opt(&name)
-                    .await
-                    .map_err(Error::kube(format!("reading Job {name}")))?,
-                None => None,
+            let kind = Kind {
+                name: "Job",
+                plural: "jobs",
+                api: Api::<Job>::namespaced(ctx.client.clone(), namespace),
+                view: job_view,
             };
-            if let Some(job) = existing {
-                return adopt(&job, uid, "Job", namespace).map(|()| Located {
-                    view: job_view(&job),
-                    created: false,
-                });
-            }
-            if processed {
-                return Err(Error::ExecutorDeleted {
-                    kind: "Job".into(),
-                    namespace: namespace.into(),
-                    name,
-                });
-            }
-            let executor = render(ctx, rba, namespace).await?;
-            let template_engine::Executor::Job(mut job) = executor else {
-                return Err(Error::InvalidSpec(
-                    "the template engine rendered a Workflow for kindType: Job".into(),
-                ));
-            };
-            stamp(job.meta_mut(), rba, namespace, &name)?;
-            let post = PostParams {
-                field_manager: Some(ACTION_CONTROLLER.into()),
-                ..Default::default()
-            };
-            let result = api.create(&post, &job).await;
-            ctx.metrics.api_write("jobs", "create");
-            match result {
-                Ok(created) => Ok(Located {
-                    view: job_view(&created),
-                    created: true,
-                }),
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    let found = api
-                        .get(&name)
-                        .await
-                        .map_err(Error::kube(format!("reading existing Job {name}")))?;
-                    adopt(&found, uid, "Job", namespace).map(|()| Located {
-                        view: job_view(&found),
-                        created: false,
-                    })
-                }
-                Err(e) => Err(Error::create("Job", namespace, &name)(e)),
-            }
+            create_or_adopt(
+                ctx,
+                rba,
+                kind,
+                Lookup::Cache(cached),
+                namespace,
+                &name,
+                uid,
+                |pt| executor::job(pt, rba),
+            )
+            .await
         }
         KindType::Workflow => {
             if !ctx.workflows.installed(&ctx.client).await? {
                 return Err(Error::ExecutorNotInstalled);
             }
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(ctx.client.clone(), namespace, &workflow_resource());
-            let existing = api
-                .get_opt(&name)
-                .await
-                .map_err(Error::kube(format!("reading Workflow {name}")))?;
-            if let Some(workflow) = existing {
-                return adopt(&workflow, uid, "Workflow", namespace).map(|()| Located {
-                    view: workflow_view(&to_value(&workflow)),
-                    created: false,
-                });
-            }
-            if processed {
-                return Err(Error::ExecutorDeleted {
-                    kind: "Workflow".into(),
-                    namespace: namespace.into(),
-                    name,
-                });
-            }
-            let executor = render(ctx, rba, namespace).await?;
-            let template_engine::Executor::Workflow(value) = executor else {
-                return Err(Error::InvalidSpec(
-                    "the template engine rendered a Job for kindType: Workflow".into(),
-                ));
+            let kind = Kind {
+                name: "Workflow",
+                plural: "workflows",
+                api: Api::<DynamicObject>::namespaced_with(
+                    ctx.client.clone(),
+                    namespace,
+                    &workflow_resource(),
+                ),
+                view: |w| workflow_view(&serde_json::to_value(w).unwrap_or_default()),
             };
-            let mut workflow: DynamicObject = serde_json::from_value(value).map_err(|e| {
-                Error::InvalidSpec(format!(
-                    "the rendered Workflow is not a Kubernetes object: {e}"
-                ))
-            })?;
-            stamp(&mut workflow.metadata, rba, namespace, &name)?;
-            let post = PostParams {
-                field_manager: Some(ACTION_CONTROLLER.into()),
-                ..Default::default()
-            };
-            let result = api.create(&post, &workflow).await;
-            ctx.metrics.api_write("workflows", "create");
-            match result {
-                Ok(created) => Ok(Located {
-                    view: workflow_view(&to_value(&created)),
-                    created: true,
-                }),
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    let found = api
-                        .get(&name)
-                        .await
-                        .map_err(Error::kube(format!("reading existing Workflow {name}")))?;
-                    adopt(&found, uid, "Workflow", namespace).map(|()| Located {
-                        view: workflow_view(&to_value(&found)),
-                        created: false,
-                    })
-                }
-                Err(e) => Err(Error::create("Workflow", namespace, &name)(e)),
-            }
+            create_or_adopt(ctx, rba, kind, Lookup::Api, namespace, &name, uid, |pt| {
+                let workflow = executor::workflow(pt, rba)?;
+                serde_json::from_value(workflow)
+                    .map_err(|e| format!("the Workflow is not a Kubernetes object: {e}"))
+            })
+            .await
         }
     }
 }
 
-fn to_value(object: &DynamicObject) -> Value {
-    serde_json::to_value(object).unwrap_or_default()
-}
-
-fn adopt<K: Resource>(object: &K, uid: &str, kind: &str, namespace: &str) -> Result<(), Error> {
-    if controlled_by(object, uid) {
-        Ok(())
-    } else {
-        Err(Error::NameCollision {
-            kind: kind.into(),
-            namespace: namespace.into(),
-            name: object.meta().name.clone().unwrap_or_default(),
+/// The one create-or-adopt step of both executor kinds: an existing executor this action controls is adopted
+/// (never re-created once `status.processed`); otherwise it is built from the PodTemplate and POSTed, and a
+/// `409 AlreadyExists` (a previous life or another replica won) is adopted the same way.
+#[allow(clippy::too_many_arguments)]
+async fn create_or_adopt<K>(
+    ctx: &Context,
+    rba: &RequestedBackupAction,
+    kind: Kind<K>,
+    lookup: Lookup<K>,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    build: impl FnOnce(&PodTemplate) -> Result<K, String>,
+) -> Result<Located, Error>
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let processed = rba.status.as_ref().is_some_and(|s| s.processed);
+    let found = |object: K, created: bool| -> Result<Located, Error> {
+        if !controlled_by(&object, uid) {
+            return Err(Error::NameCollision {
+                kind: kind.name.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+            });
+        }
+        Ok(Located {
+            view: (kind.view)(&object),
+            created,
         })
+    };
+    let existing = match lookup {
+        Lookup::Cache(Some(object)) => Some(object),
+        Lookup::Cache(None) if !processed => None,
+        Lookup::Cache(None) | Lookup::Api => kind
+            .api
+            .get_opt(name)
+            .await
+            .map_err(Error::kube(format!("reading {} {name}", kind.name)))?,
+    };
+    if let Some(object) = existing {
+        return found(object, false);
+    }
+    if processed {
+        return Err(Error::ExecutorDeleted {
+            kind: kind.name.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        });
+    }
+    let pod_template = pod_template(ctx, rba, namespace)?;
+    let mut object = build(&pod_template).map_err(|detail| {
+        // Stay registered: the scheduled-controller's correction of the PodTemplate wakes the action up.
+        ctx.waiting.wait(
+            ObjectRef::from_obj(rba),
+            ObjectRef::from_obj(pod_template.as_ref()),
+        );
+        Error::InvalidPodTemplate {
+            namespace: namespace.into(),
+            name: pod_template.name_any(),
+            detail,
+        }
+    })?;
+    stamp(object.meta_mut(), rba, namespace, name)?;
+    let post = PostParams {
+        field_manager: Some(ACTION_CONTROLLER.into()),
+        ..Default::default()
+    };
+    let result = kind.api.create(&post, &object).await;
+    ctx.metrics.api_write(kind.plural, "create");
+    match result {
+        Ok(created) => found(created, true),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let existing = kind.api.get(name).await.map_err(Error::kube(format!(
+                "reading existing {} {name}",
+                kind.name
+            )))?;
+            found(existing, false)
+        }
+        Err(e) => Err(Error::create(kind.name, namespace, name)(e)),
     }
 }
 
-/// Waits for the ScheduledBackup, resolves its template and Secrets, and renders the executor.
-async fn render(
-    ctx: &Context,
-    rba: &RequestedBackupAction,
-    namespace: &str,
-) -> Result<template_engine::Executor, Error> {
-    let sb_name = &rba.spec.scheduled_backup_ref.name;
-    let sb = ctx
-        .scheduled_backups
-        .get(&ObjectRef::new(sb_name).within(namespace));
-    check_scheduled_backup(sb.as_deref(), namespace, sb_name)?;
-    let sb = sb.expect("checked above");
-    let deps =
-        scheduled_controller::dereference::dereference(&ctx.client, &ctx.templates, &sb, namespace)
-            .await
-            .map_err(Error::Dependency)?;
-    let inputs = template_engine::Inputs {
-        scheduled_backup: &sb,
-        template: &deps.template,
-        token_secret: &deps.token_secret,
-        vars_secret: deps.vars_secret.as_ref(),
-    };
-    Ok(template_engine::action_executor(&inputs, rba)?)
-}
-
-/// Name, namespace, owner and label, whatever the renderer produced: these make "exactly one" hold.
+/// Name, namespace, owner and label, whatever the builder produced: these make "exactly one" hold.
 fn stamp(
     meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     rba: &RequestedBackupAction,
@@ -427,7 +540,7 @@ fn stamp(
     meta.owner_references = Some(vec![owner]);
     meta.labels.get_or_insert_with(Default::default).insert(
         labels::REQUESTED_BACKUP_ACTION.into(),
-        template_engine::label_value(&rba.name_any()),
+        label_value(&rba.name_any()),
     );
     Ok(())
 }
@@ -435,7 +548,7 @@ fn stamp(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn rba(action: &str, target: Option<&str>) -> RequestedBackupAction {
         serde_json::from_value(json!({
@@ -500,6 +613,50 @@ mod tests {
             "lastTransitionTime": "2026-01-01T00:00:00Z"}]),
         );
         check_scheduled_backup(Some(&ready), "team-a", "app1").unwrap();
+    }
+
+    fn template(name: &str) -> ObjectRef<PodTemplate> {
+        ObjectRef::new(name).within("team-a")
+    }
+
+    fn waiter(name: &str) -> ObjectRef<RequestedBackupAction> {
+        ObjectRef::new(name).within("team-a")
+    }
+
+    #[test]
+    fn a_pod_template_event_wakes_exactly_the_actions_waiting_for_it_once() {
+        let waiting = WaitingForPodTemplates::default();
+        waiting.wait(waiter("a1"), template("app1-backup"));
+        waiting.wait(waiter("a2"), template("app1-backup"));
+        waiting.wait(waiter("a3"), template("app1-restore"));
+        waiting.wait(waiter("a4"), template("other-backup"));
+        let mut woken = waiting.woken_by(&template("app1-backup"));
+        woken.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(woken, vec![waiter("a1"), waiter("a2")]);
+        assert!(
+            waiting.woken_by(&template("app1-backup")).is_empty(),
+            "woken actions register again if they still wait"
+        );
+        assert!(
+            waiting
+                .woken_by(&ObjectRef::new("app1-restore").within("team-b"))
+                .is_empty(),
+            "same name, other namespace"
+        );
+        assert_eq!(waiting.len(), 2);
+    }
+
+    #[test]
+    fn an_action_waits_for_one_pod_template_at_most_and_release_forgets_it() {
+        let waiting = WaitingForPodTemplates::default();
+        waiting.wait(waiter("a1"), template("app1-backup"));
+        // Its spec cannot change, but its ScheduledBackup can be recreated: the newest wait wins.
+        waiting.wait(waiter("a1"), template("app1-restore"));
+        assert!(waiting.woken_by(&template("app1-backup")).is_empty());
+        assert_eq!(waiting.len(), 1);
+        waiting.release(&waiter("a1"));
+        assert!(waiting.is_empty());
+        assert!(waiting.woken_by(&template("app1-restore")).is_empty());
     }
 
     #[test]

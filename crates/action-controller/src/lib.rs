@@ -3,10 +3,13 @@
 //!
 //! - **Watches**: RequestedBackupActions; Jobs labelled `riotkit.org/requested-backup-action` (their status changes
 //!   re-trigger the owning action); ScheduledBackups (an action waiting for its SB proceeds when the SB appears or
-//!   becomes Ready); ClusterBackupProcedureTemplates (a fixed template unblocks waiting actions); and, once
-//!   discovery finds Argo Workflows installed, labelled `argoproj.io/v1alpha1` Workflows.
+//!   becomes Ready); the PodTemplates the scheduled-controller manages (an action waiting for `<sb>-<operation>`
+//!   proceeds when it appears); and, once discovery finds Argo Workflows installed, labelled
+//!   `argoproj.io/v1alpha1` Workflows.
+//! - **Reads nothing else**: the executor is built from the PodTemplate ([`crd_types::executor`]); no template is
+//!   rendered and no Secret is read, so its ClusterRole grants neither Secrets nor procedure templates.
 //! - **Writes**: one executor per action, created with POST under a name derived from the action
-//!   ([`template_engine::job_name`]) and owned `controller: true` by it (so deleting the action deletes it); the
+//!   ([`crd_types::names::job_name`]) and owned `controller: true` by it (so deleting the action deletes it); the
 //!   action's `.status` by server-side apply (field manager `backup-maker-action-controller`), only when it
 //!   differs from what is stored; Events on the action on transitions only.
 //! - **Owns**: the whole action status: `phase`, `processed`, `startTime`, `completionTime`, conditions `Ready`,
@@ -24,13 +27,13 @@ use std::sync::Arc;
 
 use controller_runtime::cache::{Watches, cached, scoped_api};
 use controller_runtime::metrics::ControllerMetrics;
-use crd_types::constants::labels;
-use crd_types::{ClusterBackupProcedureTemplate, RequestedBackupAction, ScheduledBackup};
-use futures::StreamExt;
+use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
+use crd_types::{RequestedBackupAction, ScheduledBackup};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PodTemplate;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, controller, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 
 pub use error::Error;
 
@@ -50,8 +53,10 @@ pub struct Context {
     pub jobs: Store<Job>,
     /// ScheduledBackups (their Ready condition gates actions).
     pub scheduled_backups: Store<ScheduledBackup>,
-    /// Procedure templates, for rendering.
-    pub templates: Store<ClusterBackupProcedureTemplate>,
+    /// The PodTemplates the scheduled-controller hands off (one per ScheduledBackup and operation).
+    pub pod_templates: Store<PodTemplate>,
+    /// Actions waiting for a PodTemplate, woken by its watch.
+    pub waiting: executor::WaitingForPodTemplates,
     /// Argo discovery and the Workflow watch.
     pub workflows: executor::Workflows,
     /// Metrics.
@@ -106,9 +111,13 @@ pub async fn run(
         watcher::Config::default(),
         &watches,
     );
-    let (templates, template_stream) = cached(
-        Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
-        watcher::Config::default(),
+    // Only the scheduled-controller's own PodTemplates (the label it puts on every child).
+    let (pod_templates, pod_template_stream) = cached(
+        scoped_api::<PodTemplate>(&client, ns.as_deref()),
+        watcher::Config::default().labels(&format!(
+            "{}={SCHEDULED_CONTROLLER}",
+            labels::APP_MANAGED_BY
+        )),
         &watches,
     );
     let (actions, action_stream) = cached(
@@ -130,8 +139,9 @@ pub async fn run(
             config.metrics.clone(),
         ),
         jobs,
-        scheduled_backups: scheduled_backups.clone(),
-        templates,
+        scheduled_backups,
+        pod_templates,
+        waiting: Default::default(),
         workflows: executor::Workflows::new(workflow_trigger, config.namespace.clone()),
         metrics: config.metrics.clone(),
         written: Default::default(),
@@ -139,35 +149,18 @@ pub async fn run(
     });
 
     let sb_actions = actions.clone();
-    let template_actions = actions.clone();
-    controller
+    let woken = context.clone();
+    let results = controller
         .owns_stream(job_stream)
         .watches_stream(sb_stream, move |sb: ScheduledBackup| {
             waiting_on(&sb_actions, sb.namespace(), &sb.name_any())
         })
-        .watches_stream(
-            template_stream,
-            move |template: ClusterBackupProcedureTemplate| {
-                let name = template.name_any();
-                scheduled_backups
-                    .state()
-                    .iter()
-                    .filter(|sb| {
-                        sb.spec.template_ref.kind == "ClusterBackupProcedureTemplate"
-                            && sb.spec.template_ref.name == name
-                    })
-                    .flat_map(|sb| waiting_on(&template_actions, sb.namespace(), &sb.name_any()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(pod_template_stream, move |pod_template: PodTemplate| {
+            woken.waiting.woken_by(&ObjectRef::from_obj(&pod_template))
+        })
         .reconcile_on(workflow_events)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, reconcile::error_policy, context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "reconcile did not complete");
-            }
-        })
-        .await;
+        .run(reconcile::reconcile, reconcile::error_policy, context);
+    controller_runtime::runtime::drain(results).await;
     Ok(())
 }

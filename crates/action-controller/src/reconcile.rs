@@ -54,6 +54,7 @@ async fn reconcile_inner(
     let rba = &ctx.written.fresh(cached);
     if is_terminal(rba) || rba.meta().deletion_timestamp.is_some() {
         // A deleted action's executor goes with the garbage collector (ownerReference).
+        ctx.waiting.release(&ObjectRef::from_obj(rba));
         return Ok((Action::await_change(), None));
     }
     let namespace = rba
@@ -179,12 +180,17 @@ pub fn transition_events(
                 && r.status == "False"
                 && ready(before).is_none_or(|b| b.reason != r.reason)
             {
-                let type_ =
-                    if r.reason == crd_types::constants::reasons::WAITING_FOR_SCHEDULED_BACKUP {
-                        EventType::Normal
-                    } else {
-                        EventType::Warning
-                    };
+                // Waiting for the other controller to do its part is normal; anything else needs the user.
+                let type_ = if [
+                    crd_types::constants::reasons::WAITING_FOR_SCHEDULED_BACKUP,
+                    crd_types::constants::reasons::WAITING_FOR_POD_TEMPLATE,
+                ]
+                .contains(&r.reason.as_str())
+                {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                };
                 events.push((type_, r.reason.clone(), r.message.clone()));
             }
         }

@@ -1,6 +1,7 @@
 //! The action-controller against the in-process fake API server: one executor per action (across crashes, with
-//! adoption and collisions), phase transitions driven the way the Kubernetes Job controller drives a Job, waiting
-//! for the ScheduledBackup, Argo Workflows with and without its CRD, and zero writes after convergence.
+//! adoption and collisions), built from the ScheduledBackup's PodTemplate; phase transitions driven the way the
+//! Kubernetes Job controller drives a Job; waiting for the ScheduledBackup and for its PodTemplate; Argo Workflows
+//! with and without its CRD; and zero writes after convergence.
 
 mod support;
 
@@ -401,7 +402,6 @@ async fn a_foreign_job_with_the_executor_name_is_a_name_collision_and_is_never_a
 #[tokio::test]
 async fn an_action_waits_for_its_scheduled_backup_to_exist_and_be_ready_then_runs() {
     let server = server(false);
-    seed_secrets(&server);
     server
         .insert(action("early", json!({"action": "backup"})))
         .unwrap();
@@ -426,6 +426,7 @@ async fn an_action_waits_for_its_scheduled_backup_to_exist_and_be_ready_then_run
     .await;
 
     server.insert(scheduled_backup(false)).unwrap();
+    seed_pod_template(&server, "backup");
     let rba = wait_action(&server, "early", "WaitingForScheduledBackup", |a| {
         ready_reason(a).as_deref() == Some("WaitingForScheduledBackup")
     })
@@ -476,6 +477,15 @@ async fn an_action_waits_for_its_scheduled_backup_to_exist_and_be_ready_then_run
 async fn a_restore_with_target_version_and_ttl_reaches_the_job() {
     let server = server(false);
     seed(&server);
+    // HelmValues.backoffLimit / activeDeadlineSeconds, as the scheduled-controller hands them off.
+    server
+        .modify("podtemplates", NS, "app1-restore", |pt| {
+            pt["metadata"]["annotations"] = json!({
+                "riotkit.org/backoff-limit": "0",
+                "riotkit.org/active-deadline-seconds": "120",
+            })
+        })
+        .unwrap();
     server
         .insert(action(
             "restore-v3",
@@ -485,6 +495,23 @@ async fn a_restore_with_target_version_and_ttl_reaches_the_job() {
     let controller = start(server.client());
     let job = wait_job(&server, "restore-v3").await;
     assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 300);
+    assert_eq!(
+        (
+            &job["spec"]["backoffLimit"],
+            &job["spec"]["activeDeadlineSeconds"]
+        ),
+        (&json!(0), &json!(120))
+    );
+    let pod_template = server.get("podtemplates", NS, "app1-restore").unwrap();
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["command"], pod_template["template"]["spec"]["containers"][0]["command"],
+        "the restore PodTemplate's pod runs"
+    );
+    assert_eq!(
+        job["spec"]["template"]["spec"]["volumes"],
+        pod_template["template"]["spec"]["volumes"]
+    );
     assert_eq!(
         job["metadata"]["labels"]["riotkit.org/operation"],
         "restore"
@@ -539,44 +566,142 @@ async fn a_target_version_on_a_backup_fails_the_action_for_good_without_a_job() 
 }
 
 #[tokio::test]
-async fn a_restore_from_a_template_without_restore_script_waits_until_the_template_is_fixed() {
+async fn an_action_waits_for_its_pod_template_and_its_watch_starts_it() {
+    // A Ready ScheduledBackup whose template has no restore script: the scheduled-controller applies no
+    // app1-restore PodTemplate, so a restore waits, quietly, until one appears.
     let server = server(false);
-    seed_secrets(&server);
-    server
-        .insert(json!({
-            "apiVersion": "riotkit.org/v1alpha1", "kind": "ClusterBackupProcedureTemplate",
-            "metadata": {"name": "backup-only"},
-            "spec": {"image": "ghcr.io/riotkit-org/backup-maker:latest", "backup": "echo backing up"},
-        }))
-        .unwrap();
-    let mut sb = scheduled_backup(true);
-    sb["spec"]["templateRef"] =
-        json!({"kind": "ClusterBackupProcedureTemplate", "name": "backup-only"});
-    server.insert(sb).unwrap();
+    server.insert(scheduled_backup(true)).unwrap();
+    seed_pod_template(&server, "backup");
     server
         .insert(action("restore-1", json!({"action": "restore"})))
         .unwrap();
     let controller = start(server.client());
 
-    let rba = wait_action(&server, "restore-1", "NoScriptForOperation", |a| {
-        ready_reason(a).as_deref() == Some("NoScriptForOperation")
+    let rba = wait_action(&server, "restore-1", "WaitingForPodTemplate", |a| {
+        ready_reason(a).as_deref() == Some("WaitingForPodTemplate")
     })
     .await;
     assert_eq!(rba["status"]["phase"], "Pending", "not terminal");
+    let message = condition(&rba, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with("waiting for PodTemplate default/app1-restore, which the scheduled-controller applies for the restore operation of ScheduledBackup default/app1: it does not exist"),
+        "{message}"
+    );
+    assert!(
+        message.contains("has a restore script"),
+        "what to do: {message}"
+    );
+    assert!(job(&server, "restore-1").is_none());
+    let events = server.events_for("restore-1");
+    let waiting = events
+        .iter()
+        .find(|e| e["reason"] == "WaitingForPodTemplate")
+        .expect("a WaitingForPodTemplate event");
+    assert_eq!(
+        waiting["type"], "Normal",
+        "waiting for the other controller is normal"
+    );
+    assert_quiet(
+        &server,
+        Duration::from_millis(300),
+        "an action waiting for its PodTemplate",
+    )
+    .await;
+
+    // The template got a restore script; the scheduled-controller applies the PodTemplate. Its watch (not the
+    // 10-minute resync) starts the action.
+    seed_pod_template(&server, "restore");
+    let job = wait_job(&server, "restore-1").await;
+    assert_eq!(
+        job["metadata"]["labels"]["riotkit.org/operation"],
+        "restore"
+    );
+    assert_eq!(
+        event_reasons(&server, "restore-1"),
+        vec!["WaitingForPodTemplate", "JobCreated"]
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_pod_template_the_scheduled_backup_does_not_control_is_never_run() {
+    let server = server(false);
+    server.insert(scheduled_backup(true)).unwrap();
+    let mut foreign = pod_templates(&server, SB, None)
+        .into_iter()
+        .find(|p| p["metadata"]["name"] == "app1-backup")
+        .unwrap();
+    foreign["metadata"]["ownerReferences"][0]["uid"] = json!("someone-else");
+    foreign["template"]["spec"]["containers"][0]["image"] = json!("evil/exfiltrate");
+    server.insert(foreign).unwrap();
+    server
+        .insert(action("b1", json!({"action": "backup"})))
+        .unwrap();
+    let controller = start(server.client());
+    let rba = wait_action(&server, "b1", "WaitingForPodTemplate", |a| {
+        ready_reason(a).as_deref() == Some("WaitingForPodTemplate")
+    })
+    .await;
     assert!(
         condition(&rba, "Ready").unwrap()["message"]
             .as_str()
             .unwrap()
-            .contains("backup-only")
+            .contains("is not controlled by ScheduledBackup default/app1"),
+        "{rba:#}"
     );
-    assert!(job(&server, "restore-1").is_none());
+    assert!(server.list("jobs").is_empty(), "the foreign pod never runs");
 
+    // The scheduled-controller replaces it with its own: the action proceeds.
+    server.delete("podtemplates", NS, "app1-backup").unwrap();
+    seed_pod_template(&server, "backup");
+    let job = wait_job(&server, "b1").await;
+    assert_ne!(
+        job["spec"]["template"]["spec"]["containers"][0]["image"],
+        "evil/exfiltrate"
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_pod_template_with_a_malformed_job_setting_waits_until_it_is_corrected() {
+    let server = server(false);
+    seed(&server);
     server
-        .modify("clusterbackupproceduretemplates", "", "backup-only", |t| {
-            t["spec"]["restore"] = json!("echo restoring")
+        .modify("podtemplates", NS, "app1-backup", |pt| {
+            pt["metadata"]["annotations"]["riotkit.org/backoff-limit"] = json!("two")
         })
         .unwrap();
-    wait_job(&server, "restore-1").await;
+    server
+        .insert(action("b1", json!({"action": "backup"})))
+        .unwrap();
+    let controller = start(server.client());
+    let rba = wait_action(&server, "b1", "InvalidPodTemplate", |a| {
+        ready_reason(a).as_deref() == Some("InvalidPodTemplate")
+    })
+    .await;
+    let message = condition(&rba, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("PodTemplate default/app1-backup")
+            && message.contains("riotkit.org/backoff-limit"),
+        "{message}"
+    );
+    assert!(job(&server, "b1").is_none());
+    assert_eq!(rba["status"]["phase"], "Pending");
+
+    // The scheduled-controller's drift correction wakes the action up through the PodTemplate watch.
+    server
+        .modify("podtemplates", NS, "app1-backup", |pt| {
+            pt["metadata"]["annotations"]["riotkit.org/backoff-limit"] = json!("3")
+        })
+        .unwrap();
+    let job = wait_job(&server, "b1").await;
+    assert_eq!(job["spec"]["backoffLimit"], 3);
     controller.stop().await;
 }
 
@@ -640,6 +765,20 @@ async fn workflow_mode_with_argo_creates_one_owned_workflow_and_follows_its_phas
     );
     let wf = server.get("workflows", NS, "wf").unwrap();
     assert_eq!(wf["metadata"]["ownerReferences"][0]["uid"], uid.as_str());
+    let pod_template = server.get("podtemplates", NS, "app1-backup").unwrap();
+    let template = &wf["spec"]["templates"][0];
+    assert_eq!(
+        template["container"]["image"], pod_template["template"]["spec"]["containers"][0]["image"],
+        "the backup PodTemplate's container runs in the Workflow"
+    );
+    assert_eq!(
+        template["retryStrategy"]["limit"],
+        pod_template["metadata"]["annotations"]["riotkit.org/backoff-limit"]
+    );
+    assert_eq!(
+        wf["spec"]["volumes"],
+        pod_template["template"]["spec"]["volumes"]
+    );
     assert_eq!(wf["metadata"]["ownerReferences"][0]["controller"], true);
     assert!(job(&server, "wf").is_none(), "a Workflow action has no Job");
     let rba = wait_action(&server, "wf", "processed", |a| {

@@ -1,4 +1,7 @@
 //! The thin driver: dereference → validate → build → apply → status, for one ScheduledBackup.
+//!
+//! Children are applied in dependency order: ConfigMaps and Secrets, then the PodTemplates that mount them (what
+//! actions run), then the CronJob.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,6 +156,17 @@ async fn converge(
         namespace,
         &owner,
         &desired.secrets,
+        &mut changes,
+        &mut children,
+    )
+    .await?;
+    // After the ConfigMaps and Secrets its pod mounts: an action that sees the PodTemplate finds them in place.
+    sync_kind(
+        ctx,
+        &stores.pod_templates,
+        namespace,
+        &owner,
+        &desired.pod_templates,
         &mut changes,
         &mut children,
     )

@@ -145,9 +145,10 @@ async fn converging_costs_one_apply_per_child_and_one_status_write_then_nothing(
     let world = start(fake.clone());
     wait_ready(&fake, "app").await;
     quiet(&fake).await;
-    // 2 ConfigMaps + 2 Secrets + 1 CronJob, one status apply, one "ChildrenApplied" event.
+    // 2 ConfigMaps + 2 Secrets + 2 PodTemplates + 1 CronJob, one status apply, one "ChildrenApplied" event.
     assert_eq!(fake.write_count("configmaps", Verb::Apply), 2);
     assert_eq!(fake.write_count("secrets", Verb::Apply), 2);
+    assert_eq!(fake.write_count("podtemplates", Verb::Apply), 2);
     assert_eq!(fake.write_count("cronjobs", Verb::Apply), 1);
     assert_eq!(
         fake.write_count("scheduledbackups/status", Verb::Apply),
@@ -168,7 +169,134 @@ async fn converging_costs_one_apply_per_child_and_one_status_write_then_nothing(
         "a converged SB must cost zero writes: {:#?}",
         fake.write_log()
     );
-    assert!(world.metrics.api_writes_total() >= 6);
+    assert!(world.metrics.api_writes_total() >= 8);
+}
+
+#[tokio::test]
+async fn each_operation_gets_an_owned_pod_template_that_costs_nothing_once_converged() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup(
+        "app",
+        json!({"vars": "Params: {hostname: db, port: 5432, db: app, user: app, password: pw}\nRepository: {url: 'https://b.example.org', passphrase: '', collectionId: c1}\nHelmValues: {backoffLimit: 1, activeDeadlineSeconds: 900}\n"}),
+    ))
+    .unwrap();
+    let _world = start(fake.clone());
+    wait_ready(&fake, "app").await;
+    quiet(&fake).await;
+    let cron = fake.get("cronjobs", NS, "app-backup").unwrap();
+    let config_map = fake.get("configmaps", NS, "app-backup").unwrap();
+    let sb_uid = fake.get("scheduledbackups", NS, "app").unwrap()["metadata"]["uid"].clone();
+    for op in ["backup", "restore"] {
+        let pt = fake
+            .get("podtemplates", NS, &format!("app-{op}"))
+            .unwrap_or_else(|| panic!("no PodTemplate app-{op}: {:#?}", fake.write_log()));
+        let owner = &pt["metadata"]["ownerReferences"][0];
+        assert_eq!(
+            (
+                &owner["uid"],
+                &owner["controller"],
+                &owner["blockOwnerDeletion"]
+            ),
+            (&sb_uid, &json!(true), &json!(true)),
+            "{pt:#}"
+        );
+        assert_eq!(pt["metadata"]["labels"]["riotkit.org/operation"], op);
+        assert_eq!(
+            pt["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            config_map["metadata"]["labels"]["app.kubernetes.io/managed-by"]
+        );
+        assert_eq!(
+            pt["metadata"]["annotations"]["riotkit.org/backoff-limit"],
+            "1"
+        );
+        assert_eq!(
+            pt["metadata"]["annotations"]["riotkit.org/active-deadline-seconds"],
+            "900"
+        );
+        assert_eq!(
+            pt["template"]["spec"]["containers"][0]["command"][1],
+            format!("/usr/backup-maker/{op}.sh")
+        );
+    }
+    // The API server defaults the CronJob's pod template (the fake does not default PodTemplates): everything the
+    // PodTemplate says, the CronJob's pod says too.
+    assert!(
+        scheduled_controller::diff::contains(
+            &cron["spec"]["jobTemplate"]["spec"]["template"],
+            &fake.get("podtemplates", NS, "app-backup").unwrap()["template"],
+        ),
+        "an action runs the pod the CronJob runs"
+    );
+
+    // Edited by hand: corrected, like every other child.
+    fake.modify("podtemplates", NS, "app-restore", |pt| {
+        pt["template"]["spec"]["containers"][0]["image"] = json!("evil/image")
+    })
+    .unwrap();
+    wait(&fake, "PodTemplate corrected", |s| {
+        s.get("podtemplates", NS, "app-restore")
+            .is_some_and(|pt| pt["template"]["spec"]["containers"][0]["image"] != "evil/image")
+    })
+    .await;
+    quiet(&fake).await;
+    fake.reset_counters();
+    fake.modify("scheduledbackups", NS, "app", |sb| {
+        sb["metadata"]["labels"] = json!({"poke": "1"})
+    })
+    .unwrap();
+    quiet(&fake).await;
+    assert_eq!(
+        fake.total_writes(),
+        0,
+        "converged PodTemplates cost zero writes: {:#?}",
+        fake.write_log()
+    );
+}
+
+#[tokio::test]
+async fn the_restore_pod_template_is_pruned_when_the_template_loses_its_restore_script() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(json!({
+        "apiVersion": "riotkit.org/v1alpha1", "kind": "ClusterBackupProcedureTemplate",
+        "metadata": {"name": "custom"},
+        "spec": {"image": "example/tools:1", "backup": "echo backup", "restore": "echo restore"}
+    }))
+    .unwrap();
+    fake.insert(scheduled_backup(
+        "app",
+        json!({"templateRef": {"kind": "ClusterBackupProcedureTemplate", "name": "custom"}}),
+    ))
+    .unwrap();
+    let _world = start(fake.clone());
+    wait(&fake, "both PodTemplates", |s| {
+        s.get("podtemplates", NS, "app-backup").is_some()
+            && s.get("podtemplates", NS, "app-restore").is_some()
+    })
+    .await;
+
+    fake.modify("clusterbackupproceduretemplates", "", "custom", |t| {
+        t["spec"].as_object_mut().unwrap().remove("restore");
+    })
+    .unwrap();
+    wait(&fake, "restore PodTemplate pruned", |s| {
+        s.get("podtemplates", NS, "app-restore").is_none()
+    })
+    .await;
+    assert!(fake.get("podtemplates", NS, "app-backup").is_some());
+    wait(&fake, "a ChildrenPruned event naming it", |s| {
+        let mut events = s.list("events.events.k8s.io");
+        events.extend(s.list("events"));
+        events.iter().any(|e| {
+            e["reason"] == "ChildrenPruned"
+                && e["note"]
+                    .as_str()
+                    .or(e["message"].as_str())
+                    .is_some_and(|n| n.contains("PodTemplate/app-restore"))
+        })
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -407,6 +535,8 @@ async fn status_reports_owned_children_and_the_cronjob() {
             "ConfigMap/app-restore",
             "Secret/app-backup",
             "Secret/app-restore",
+            "PodTemplate/app-backup",
+            "PodTemplate/app-restore",
             "CronJob/app-backup"
         ]
     );

@@ -1,5 +1,7 @@
-//! Test support: a fake API server seeded with a Ready ScheduledBackup and its Secrets, a controller runner, and a
-//! fault-injecting wrapper around the fake server (to fail the action's status writes, as a crash would).
+//! Test support: a fake API server seeded with a Ready ScheduledBackup and the PodTemplates the scheduled-controller
+//! would apply for it (rendered by the template engine from the bundled example, so the hand-off is tested from
+//! the producer's own output), a controller runner, and a fault-injecting wrapper around the fake server (to fail
+//! the action's status writes, as a crash would). No Secret is seeded: the action-controller never reads one.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
@@ -16,6 +18,7 @@ use controller_runtime::metrics::ControllerMetrics;
 use fake_apiserver::{FakeApiServer, ResourceInfo, ResponseBody};
 use http::{Request, Response};
 use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 
 /// Namespace of every fixture.
@@ -59,14 +62,66 @@ pub fn example_documents() -> Vec<Value> {
     docs.into_iter().filter(|d| !d.is_null()).collect()
 }
 
-/// Seeds the example's Secrets (token, vars).
-pub fn seed_secrets(server: &FakeApiServer) {
-    for doc in example_documents()
+/// The example's Secrets (token, vars), typed: the render of the PodTemplates needs them, the server never has them.
+fn example_secrets() -> (Secret, Secret) {
+    let mut secrets = example_documents()
         .into_iter()
         .filter(|d| d["kind"] == "Secret")
-    {
-        server.insert(doc).unwrap();
-    }
+        .map(|d| {
+            let mut secret: Secret = serde_json::from_value(d).unwrap();
+            // stringData as the API server would store it.
+            let data = secret.string_data.take().unwrap_or_default();
+            secret.data = Some(
+                data.into_iter()
+                    .map(|(k, v)| (k, k8s_openapi::ByteString(v.into_bytes())))
+                    .collect(),
+            );
+            (secret.metadata.name.clone().unwrap_or_default(), secret)
+        })
+        .collect::<std::collections::BTreeMap<_, _>>();
+    (
+        secrets.remove("app1-backup-token").unwrap(),
+        secrets.remove("app1-backup-vars").unwrap(),
+    )
+}
+
+/// The PodTemplates (`<sb>-backup`, `<sb>-restore`) the scheduled-controller applies for the stored
+/// ScheduledBackup `sb` (owned by it, by uid), rendered from `template` (the built-in pg15 when `None`).
+pub fn pod_templates(
+    server: &FakeApiServer,
+    sb: &str,
+    template: Option<template_engine::ProcedureTemplate>,
+) -> Vec<Value> {
+    let stored: crd_types::ScheduledBackup = serde_json::from_value(
+        server
+            .get("scheduledbackups", NS, sb)
+            .expect("the SB is stored"),
+    )
+    .unwrap();
+    let template = template.unwrap_or_else(|| template_engine::builtin("pg15").unwrap());
+    let (token, vars) = example_secrets();
+    let desired = template_engine::desired_children(&template_engine::Inputs {
+        scheduled_backup: &stored,
+        template: &template,
+        token_secret: &token,
+        vars_secret: Some(&vars),
+    })
+    .unwrap();
+    desired
+        .pod_templates
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap())
+        .collect()
+}
+
+/// Stores the PodTemplate of `operation` for the stored ScheduledBackup [`SB`], as the scheduled-controller would.
+pub fn seed_pod_template(server: &FakeApiServer, operation: &str) {
+    let name = format!("{SB}-{operation}");
+    let pt = pod_templates(server, SB, None)
+        .into_iter()
+        .find(|p| p["metadata"]["name"] == name.as_str())
+        .unwrap();
+    server.insert(pt).unwrap();
 }
 
 /// The example ScheduledBackup with a `Ready` condition (`ready` decides its status).
@@ -79,10 +134,12 @@ pub fn scheduled_backup(ready: bool) -> Value {
     sb
 }
 
-/// Seeds the Secrets and a Ready ScheduledBackup, as if gpg-keygen and scheduled-controller had done their part.
+/// Seeds a Ready ScheduledBackup and its PodTemplates, as if gpg-keygen and scheduled-controller had done their
+/// part.
 pub fn seed(server: &FakeApiServer) {
-    seed_secrets(server);
     server.insert(scheduled_backup(true)).unwrap();
+    seed_pod_template(server, "backup");
+    seed_pod_template(server, "restore");
 }
 
 /// A RequestedBackupAction document.
