@@ -745,3 +745,48 @@ async fn a_long_error_reaches_the_event_cut_to_the_api_limit_and_the_condition_i
     assert!(note.len() <= 1024, "{}", note.len());
     assert!(note.ends_with(controller_runtime::events::TRUNCATION_MARKER));
 }
+
+#[tokio::test]
+async fn a_child_the_api_server_refuses_is_reported_as_the_users_input_and_not_retried() {
+    let fake = server();
+    seed(&fake);
+    // A value the render passes through and the API server refuses (422 on the CronJob).
+    let vars = "Params: {hostname: db, port: 5432, db: app, user: app, password: pw}\nRepository: {url: 'https://b.example.org', passphrase: '', collectionId: c1}\nHelmValues: {backoffLimit: -1}\n";
+    fake.insert(scheduled_backup("app", json!({"vars": vars})))
+        .unwrap();
+    let _world = start(fake.clone());
+    wait(&fake, "RejectedByAPIServer", |s| {
+        s.get("scheduledbackups", NS, "app")
+            .and_then(|sb| ready(&sb))
+            == Some(("False".into(), "RejectedByAPIServer".into()))
+    })
+    .await;
+    let sb = fake.get("scheduledbackups", NS, "app").unwrap();
+    let message = sb["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("CronJob team-a/app-backup")
+            && message.contains("backoffLimit: Invalid value: -1")
+            && message.contains("Fix the ScheduledBackup field"),
+        "{message}"
+    );
+    let events = fake.events_for("app");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "Warning" && e["reason"] == "RejectedByAPIServer"),
+        "{events:#?}"
+    );
+    // The user's input, not a transient error: no retry loop until something changes.
+    quiet(&fake).await;
+    fake.reset_counters();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(fake.total_writes(), 0, "{:#?}", fake.write_log());
+}

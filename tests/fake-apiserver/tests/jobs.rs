@@ -397,3 +397,48 @@ fn the_replay_comparison_notices_a_changed_value_and_a_reused_resource_version()
         "rv-1 is bound to 7"
     );
 }
+
+#[tokio::test]
+async fn negative_job_and_cronjob_counts_are_refused_with_the_apiservers_wording() {
+    let server = FakeApiServer::new();
+    let jobs: Api<Job> = Api::namespaced(server.client(), "default");
+    let err = jobs
+        .create(&PostParams::default(), &job("neg", json!({"backoffLimit": -1})))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(
+        status
+            .message
+            .contains("spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0"),
+        "{}",
+        status.message
+    );
+    let cron_jobs: Api<k8s_openapi::api::batch::v1::CronJob> =
+        Api::namespaced(server.client(), "default");
+    let cron_job = serde_json::from_value(json!({
+        "metadata": {"name": "neg"},
+        "spec": {"schedule": "0 2 * * *", "successfulJobsHistoryLimit": -1,
+                 "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}],
+                                                                 "restartPolicy": "Never"}}}}}
+    }))
+    .unwrap();
+    let err = cron_jobs
+        .create(&PostParams::default(), &cron_job)
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains(
+            "spec.successfulJobsHistoryLimit: Invalid value: -1: must be greater than or equal to 0"
+        ),
+        "{}",
+        status.message
+    );
+}

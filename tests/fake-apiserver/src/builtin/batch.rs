@@ -163,9 +163,40 @@ fn validate_job_template(template: &Value, path: &str, errors: &mut Vec<FieldErr
     }
 }
 
+/// Counts a Job spec may not set below zero (`ValidateNonnegativeField` in the apiserver: no recording shows
+/// them, so the strictest real behaviour is assumed, with the apiserver's own wording).
+fn validate_job_spec_counts(spec: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    for field in [
+        "parallelism",
+        "completions",
+        "backoffLimit",
+        "ttlSecondsAfterFinished",
+    ] {
+        if let Some(n) = spec[field].as_i64()
+            && n < 0
+        {
+            errors.push(FieldError::invalid(
+                &format!("{path}.{field}"),
+                json!(n),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    if let Some(n) = spec["activeDeadlineSeconds"].as_i64()
+        && n <= 0
+    {
+        errors.push(FieldError::invalid(
+            &format!("{path}.activeDeadlineSeconds"),
+            json!(n),
+            "must be greater than 0",
+        ));
+    }
+}
+
 /// Job create/update validation of the parts the fake checks.
 pub(crate) fn validate_job(job: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    validate_job_spec_counts(&job["spec"], "spec", &mut errors);
     validate_job_template(&job["spec"]["template"], "spec.template", &mut errors);
     errors
 }
@@ -210,6 +241,26 @@ pub(crate) fn validate_cronjob(cj: &Value, old: Option<&Value>) -> Vec<FieldErro
     {
         errors.push(FieldError::invalid("spec.timeZone", json!(zone), &problem));
     }
+    for field in [
+        "successfulJobsHistoryLimit",
+        "failedJobsHistoryLimit",
+        "startingDeadlineSeconds",
+    ] {
+        if let Some(n) = spec[field].as_i64()
+            && n < 0
+        {
+            errors.push(FieldError::invalid(
+                &format!("spec.{field}"),
+                json!(n),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    validate_job_spec_counts(
+        &spec["jobTemplate"]["spec"],
+        "spec.jobTemplate.spec",
+        &mut errors,
+    );
     validate_job_template(
         &spec["jobTemplate"]["spec"]["template"],
         "spec.jobTemplate.spec.template",
