@@ -255,8 +255,35 @@ where
         + Sync
         + 'static,
 {
+    cached_with(api, config, watches, |_| {})
+}
+
+/// [`cached`], also handing every watch event to `observe` (to keep a [`crate::index::ReverseIndex`] current).
+pub fn cached_with<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    watches: &Arc<Watches>,
+    observe: impl Fn(&watcher::Event<K>) + Send + 'static,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, restarting_watch(api, config, watches))
+    let events = restarting_watch(api, config, watches).inspect(move |event| {
+        if let Ok(event) = event {
+            observe(event);
+        }
+    });
+    let stream = reflector::reflector(writer, events)
         .filter_map(|event| std::future::ready(event.ok().map(Ok)))
         .touched_objects();
     (store, stream)

@@ -12,6 +12,7 @@ pub mod client;
 pub mod events;
 pub mod exposition;
 pub mod health;
+pub mod index;
 pub mod leader;
 pub mod metrics;
 pub mod runtime;

@@ -15,8 +15,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use controller_runtime::cache::{Watches, cached, touched};
+use controller_runtime::cache::{Watches, cached_with, touched};
 use controller_runtime::health::Health;
+use controller_runtime::index::ReverseIndex;
 use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::{condition_types, field_managers, reasons};
 use crd_types::{GpgKeySecretRef, KeyAlgorithm, ScheduledBackup, conditions};
@@ -26,7 +27,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use prometheus::{IntCounterVec, Opts, Registry};
@@ -124,7 +125,14 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         config.health.clone(),
         config.metrics.clone(),
     );
-    let (store, backup_events) = cached(backups, watcher::Config::default(), &watches);
+    // Secret → the SBs using it as their key Secret, kept from the SB watch: a Secret event costs O(its users),
+    // not a scan of every SB.
+    let by_key_secret = Arc::new(ReverseIndex::new(key_secret_of));
+    let index = by_key_secret.clone();
+    let (store, backup_events) =
+        cached_with(backups, watcher::Config::default(), &watches, move |e| {
+            index.observe(e)
+        });
     // Secrets are watched as metadata only: the mapping needs names, and key material then only ever reaches
     // this process through the one GET of a referenced Secret (not every Secret of the cluster over the watch).
     let secret_events = touched(secrets, watcher::Config::default(), &watches);
@@ -143,10 +151,12 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         backoff: Default::default(),
     });
 
-    let mapper_store = store.clone();
     let results = controller
         .watches_stream(secret_events, move |secret: PartialObjectMeta<Secret>| {
-            backups_referencing(&mapper_store, &secret)
+            by_key_secret.get(&secret_key(
+                secret.namespace().as_deref(),
+                &secret.name_any(),
+            ))
         })
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(config.shutdown)
@@ -156,31 +166,17 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The ScheduledBackups (from the controller's cache) whose `gpgKeySecretRef.secretName` names this Secret.
-fn backups_referencing(
-    store: &Store<ScheduledBackup>,
-    secret: &PartialObjectMeta<Secret>,
-) -> Vec<ObjectRef<ScheduledBackup>> {
-    referencing(
-        &store.state(),
-        secret.namespace().as_deref(),
-        &secret.name_any(),
-    )
+/// Index key of a Secret: `namespace/name`.
+fn secret_key(namespace: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", namespace.unwrap_or_default())
 }
 
-/// Pure part of [`backups_referencing`].
-fn referencing(
-    backups: &[Arc<ScheduledBackup>],
-    namespace: Option<&str>,
-    name: &str,
-) -> Vec<ObjectRef<ScheduledBackup>> {
-    backups
-        .iter()
-        .filter(|sb| {
-            sb.namespace().as_deref() == namespace && sb.spec.gpg_key_secret_ref.secret_name == name
-        })
-        .map(|sb| ObjectRef::from_obj(sb.as_ref()))
-        .collect()
+/// The index key of the SB's key Secret (`gpgKeySecretRef.secretName`, in the SB's namespace).
+fn key_secret_of(sb: &ScheduledBackup) -> Vec<String> {
+    vec![secret_key(
+        sb.namespace().as_deref(),
+        &sb.spec.gpg_key_secret_ref.secret_name,
+    )]
 }
 
 async fn reconcile(sb: Arc<ScheduledBackup>, ctx: Arc<Context>) -> Result<Action, Error> {

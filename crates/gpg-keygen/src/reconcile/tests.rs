@@ -33,13 +33,18 @@ fn secret_maps_to_the_backups_in_its_namespace_that_reference_it() {
         backup("a", "other-secret", "other"),
         backup("b", "same-name-other-namespace", "keys"),
     ];
-    let mut names: Vec<String> = referencing(&backups, Some("a"), "keys")
+    let index = controller_runtime::index::ReverseIndex::new(key_secret_of);
+    for sb in backups {
+        index.observe(&kube::runtime::watcher::Event::Apply(sb.as_ref().clone()));
+    }
+    let mut names: Vec<String> = index
+        .get(&secret_key(Some("a"), "keys"))
         .into_iter()
         .map(|r| r.name)
         .collect();
     names.sort();
     assert_eq!(names, vec!["also-uses-keys", "uses-keys"]);
-    assert!(referencing(&backups, Some("c"), "keys").is_empty());
+    assert!(index.get(&secret_key(Some("c"), "keys")).is_empty());
 }
 
 #[test]
