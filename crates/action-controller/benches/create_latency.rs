@@ -1,8 +1,9 @@
 //! Bench: latency from "RequestedBackupAction created" to "its Job exists" on the in-process fake API server.
 //!
-//! One controller runs against a fake server seeded with a Ready ScheduledBackup (built-in pg15 template) and its
-//! Secrets. Actions are created one at a time (after a warm-up); for each, the time until the Job is stored is
-//! measured. That span covers the watch event, the queue, the SB/template/Secret reads, the render and the POST.
+//! One controller runs against a fake server seeded with a Ready ScheduledBackup (built-in pg15 template) and the
+//! PodTemplates the scheduled-controller would apply for it. Actions are created one at a time (after a warm-up);
+//! for each, the time until the Job is stored is measured. That span covers the watch event, the queue, the
+//! SB/PodTemplate cache reads, building the Job from the PodTemplate and the POST.
 //! Prints p50/p95/p99/max (target: p50 < 20 ms) and the API writes per action. `cargo bench -p action-controller`;
 //! `BENCH_ACTIONS=N` changes the count (default 300).
 

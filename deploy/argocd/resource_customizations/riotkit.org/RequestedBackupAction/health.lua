@@ -46,7 +46,8 @@ if phase == "Failed" then
 end
 
 if ready ~= nil and ready.status == "False" then
-  if ready.reason == "WaitingForScheduledBackup" then
+  -- Waiting for the scheduled-controller's part (the ScheduledBackup, or its PodTemplate) is progress.
+  if ready.reason == "WaitingForScheduledBackup" or ready.reason == "WaitingForPodTemplate" then
     hs.status = "Progressing"
   else
     hs.status = "Degraded"
