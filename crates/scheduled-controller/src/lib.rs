@@ -24,7 +24,8 @@ pub mod validate;
 use std::future::Future;
 use std::sync::Arc;
 
-use controller_runtime::cache::{Watches, cached, scoped_api};
+use controller_runtime::cache::{Watches, cached, cached_with, scoped_api};
+use controller_runtime::index::ReverseIndex;
 use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
 use crd_types::{ClusterBackupProcedureTemplate, ScheduledBackup};
@@ -130,10 +131,21 @@ pub async fn run(
         watcher::Config::default(),
         &watches,
     );
-    let (sbs, sb_stream) = cached(
+    // Template → SBs and Secret → SBs, kept from the SB watch: an event costs O(its users), never a scan of every
+    // SB (every Secret event of the cluster arrives here).
+    let by_template = Arc::new(ReverseIndex::new(template_of));
+    let by_secret = Arc::new(ReverseIndex::new(secrets_of));
+    let (sbs, sb_stream) = cached_with(
         scoped_api::<ScheduledBackup>(&client, ns.as_deref()),
         watcher::Config::default(),
         &watches,
+        {
+            let (by_template, by_secret) = (by_template.clone(), by_secret.clone());
+            move |event| {
+                by_template.observe(event);
+                by_secret.observe(event);
+            }
+        },
     );
     // Referenced Secrets (token, vars, key) are only mapped to SBs, never cached: metadata is enough.
     let secret_meta: Api<PartialObjectMeta<Secret>> = match ns {
@@ -169,8 +181,6 @@ pub async fn run(
         blocked,
     });
 
-    let template_sbs = sbs.clone();
-    let secret_sbs = sbs.clone();
     let results = controller
         .owns_stream(cm_stream)
         .owns_stream(secret_stream)
@@ -183,33 +193,47 @@ pub async fn run(
         })
         .watches_stream(
             template_stream,
-            move |template: ClusterBackupProcedureTemplate| {
-                let name = template.name_any();
-                template_sbs
-                    .state()
-                    .iter()
-                    .filter(|sb| {
-                        sb.spec.template_ref.kind == "ClusterBackupProcedureTemplate"
-                            && sb.spec.template_ref.name == name
-                    })
-                    .map(|sb| ObjectRef::from_obj(sb.as_ref()))
-                    .collect::<Vec<_>>()
-            },
+            move |template: ClusterBackupProcedureTemplate| by_template.get(&template.name_any()),
         )
         .watches_stream(secret_refs, move |secret| {
-            let (name, namespace) = (secret.name_any(), secret.namespace());
-            secret_sbs
-                .state()
-                .iter()
-                .filter(|sb| sb.namespace() == namespace && references_secret(sb, &name))
-                .map(|sb| ObjectRef::from_obj(sb.as_ref()))
-                .collect::<Vec<_>>()
+            by_secret.get(&secret_key(
+                secret.namespace().as_deref(),
+                &secret.name_any(),
+            ))
         })
         .reconcile_on(unblocked)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, context);
     controller_runtime::runtime::drain(results).await;
     Ok(())
+}
+
+/// Index key of a Secret: `namespace/name`.
+fn secret_key(namespace: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", namespace.unwrap_or_default())
+}
+
+/// Index keys of the Secrets an SB refers to (token, vars, key), in its namespace.
+pub fn secrets_of(sb: &ScheduledBackup) -> Vec<String> {
+    let namespace = sb.namespace();
+    let mut names = vec![
+        &sb.spec.token_secret_ref.secret_name,
+        &sb.spec.gpg_key_secret_ref.secret_name,
+    ];
+    names.extend(sb.spec.vars_secret_ref.as_ref().map(|v| &v.secret_name));
+    names
+        .into_iter()
+        .map(|name| secret_key(namespace.as_deref(), name))
+        .collect()
+}
+
+/// Index key of the ClusterBackupProcedureTemplate an SB renders (none for built-in templates).
+pub fn template_of(sb: &ScheduledBackup) -> Vec<String> {
+    if sb.spec.template_ref.kind == "ClusterBackupProcedureTemplate" {
+        vec![sb.spec.template_ref.name.clone()]
+    } else {
+        vec![]
+    }
 }
 
 /// True when the SB refers to the Secret `name` (token, vars or key Secret).
