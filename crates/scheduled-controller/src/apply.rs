@@ -118,15 +118,18 @@ where
         applied.push(reference::<K>(&name));
     }
 
+    // Children have deterministic names (one per operation), so the candidates are looked up by name: pruning
+    // costs O(1) per SB, never a scan of the whole cache.
     let wanted: Vec<String> = desired.iter().map(|o| o.name_any()).collect();
-    let stale: Vec<String> = store
-        .state()
-        .iter()
-        .filter(|o| {
-            o.namespace().as_deref() == Some(namespace) && controlled_by(o.as_ref(), owner.uid)
-        })
-        .map(|o| o.name_any())
+    let stale: Vec<String> = crd_types::Operation::ALL
+        .into_iter()
+        .map(|op| crd_types::names::child_name(&owner.waiter.name, op))
         .filter(|name| !wanted.contains(name))
+        .filter(|name| {
+            store
+                .get(&ObjectRef::new(name).within(namespace))
+                .is_some_and(|o| controlled_by(o.as_ref(), owner.uid))
+        })
         .collect();
     for name in stale {
         match api.delete(&name, &DeleteParams::background()).await {
