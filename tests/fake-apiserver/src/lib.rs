@@ -41,8 +41,8 @@ mod registry;
 mod routes;
 mod selectors;
 mod store;
-mod validation;
 pub mod testing;
+mod validation;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
