@@ -56,6 +56,8 @@ pub struct Stores {
     pub cron_jobs: Store<CronJob>,
     /// Jobs labelled with a ScheduledBackup.
     pub jobs: Store<Job>,
+    /// Those Jobs by the uid of their owner (a CronJob's runs without scanning every Job).
+    pub jobs_by_owner: Arc<ReverseIndex<Job>>,
     /// All procedure templates.
     pub templates: Store<ClusterBackupProcedureTemplate>,
 }
@@ -121,10 +123,20 @@ pub async fn run(
         managed,
         &watches,
     );
-    let (jobs, job_stream) = cached(
+    let jobs_by_owner = Arc::new(ReverseIndex::new(|job: &Job| {
+        job.owner_references()
+            .iter()
+            .map(|o| o.uid.clone())
+            .collect()
+    }));
+    let (jobs, job_stream) = cached_with(
         scoped_api::<Job>(&client, ns.as_deref()),
         labelled_jobs,
         &watches,
+        {
+            let index = jobs_by_owner.clone();
+            move |event| index.observe(event)
+        },
     );
     let (templates, template_stream) = cached(
         Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
@@ -173,6 +185,7 @@ pub async fn run(
             pod_templates,
             cron_jobs,
             jobs,
+            jobs_by_owner,
             templates,
         },
         metrics: config.metrics.clone(),

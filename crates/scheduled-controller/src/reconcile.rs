@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
+use crd_types::constants::field_managers::SCHEDULED_CONTROLLER;
 use crd_types::{ChildReference, ScheduledBackup, ScheduledBackupStatus};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -203,27 +203,20 @@ fn observe_runs(
     uid: &str,
     applied: Option<CronJob>,
 ) -> crate::health::RunsSummary {
-    let name = sb.name_any();
+    // By deterministic name and by owner uid: O(runs of this SB), never a scan of every CronJob or Job.
     let cron_job = applied.map(Arc::new).or_else(|| {
-        ctx.stores.cron_jobs.state().into_iter().find(|c| {
-            c.namespace().as_deref() == Some(namespace)
-                && crate::apply::controlled_by(c.as_ref(), uid)
-        })
+        let name = crd_types::names::child_name(&sb.name_any(), sb.spec.operation);
+        ctx.stores
+            .cron_jobs
+            .get(&ObjectRef::new(&name).within(namespace))
+            .filter(|c| crate::apply::controlled_by(c.as_ref(), uid))
     });
     let cron_uid = cron_job.as_ref().and_then(|c| c.uid());
-    let jobs: Vec<Arc<Job>> = ctx
-        .stores
-        .jobs
-        .state()
-        .into_iter()
-        .filter(|j| {
-            j.namespace().as_deref() == Some(namespace)
-                && j.labels().get(labels::SCHEDULED_BACKUP)
-                    == Some(&template_engine::label_value(&name))
-                && cron_uid
-                    .as_deref()
-                    .is_some_and(|cu| j.owner_references().iter().any(|o| o.uid == cu))
-        })
+    let jobs: Vec<Arc<Job>> = cron_uid
+        .map(|cron_uid| ctx.stores.jobs_by_owner.get(&cron_uid))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|job| ctx.stores.jobs.get(job))
         .collect();
     let job_refs: Vec<&Job> = jobs.iter().map(|j| j.as_ref()).collect();
     summarise(cron_job.as_deref(), &job_refs, &previous_runs(sb))
