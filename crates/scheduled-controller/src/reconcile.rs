@@ -122,9 +122,10 @@ async fn converge(
     namespace: &str,
     uid: &str,
 ) -> Result<Converged, Error> {
+    // validate (pure) → dereference → build → apply: a bad spec costs no API read.
+    crate::validate::validate(sb)?;
     let deps = dereference(&ctx.client, &ctx.stores.templates, sb, namespace).await?;
     crate::dereference::check_key_secret(&ctx.client, sb, namespace).await?;
-    crate::validate::validate(sb)?;
     let inputs = template_engine::Inputs {
         scheduled_backup: sb,
         template: &deps.template,
