@@ -254,6 +254,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn several_apply_conflicts_are_grouped_per_manager_and_one_is_inline() {
+        let one = ApiError::apply_conflict(&[("\"c\" using v1".into(), ".data.k".into())]);
+        assert_eq!(
+            one.message,
+            "Apply failed with 1 conflict: conflict with \"c\" using v1: .data.k"
+        );
+        let status = "\"a\" with subresource \"status\"";
+        let many = ApiError::apply_conflict(&[
+            (status.into(), ".status.x".into()),
+            ("\"b\"".into(), ".status.z".into()),
+            (status.into(), ".status.y".into()),
+        ]);
+        assert_eq!(
+            many.message,
+            "Apply failed with 3 conflicts: conflicts with \"a\" with subresource \"status\":\n- .status.x\n- .status.y\nconflicts with \"b\":\n- .status.z"
+        );
+        assert_eq!(
+            many.details.unwrap()["causes"][1]["message"],
+            "conflict with \"b\""
+        );
+    }
+
+    #[test]
     fn status_body_parses_as_kube_status_with_reason_and_code() {
         let body = ApiError::already_exists("configmaps", "a").to_status();
         let status: kube::core::Status = serde_json::from_value(body).expect("Status");

@@ -478,3 +478,58 @@ pub(crate) fn owner_references(
         details,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Arc<Value> {
+        Arc::new(
+            json!({"type": "object", "properties": {"status": {"type": "object", "properties": {
+            "conditions": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+                "items": {"type": "object", "required": ["type", "status"], "properties": {
+                    "type": {"type": "string"}, "status": {"type": "string"}}}}}}}}),
+        )
+    }
+
+    fn res() -> ResourceInfo {
+        ResourceInfo::new("example.org", "v1", "Widget", "widgets", true, true)
+    }
+
+    #[test]
+    fn validation_paths_resolve_fields_and_list_indexes() {
+        let obj = json!({"status": {"conditions": [{"type": "A"}, {"type": "B"}]}});
+        assert_eq!(at(&obj, "status.conditions[1].type"), Some(&json!("B")));
+        assert_eq!(at(&obj, "status.conditions[2]"), None);
+        assert_eq!(at(&obj, ""), Some(&obj));
+    }
+
+    #[test]
+    fn a_missing_required_field_counts_in_a_new_list_item_but_not_in_an_unchanged_one() {
+        let incomplete = json!({"status": {"conditions": [{"type": "A"}]}});
+        let err = custom_resource(&res(), "w", &schema(), &incomplete, Some(&json!({})))
+            .expect_err("a new condition without status is invalid");
+        assert_eq!(
+            err.details.as_ref().unwrap()["causes"][0]["field"],
+            "status.conditions[0].status"
+        );
+        // The same incomplete condition, already stored: ratcheting lets the update through.
+        assert!(custom_resource(&res(), "w", &schema(), &incomplete, Some(&incomplete)).is_ok());
+    }
+
+    #[test]
+    fn one_controller_owner_is_fine_and_two_are_reported_four_times_on_update() {
+        let owner = |n: &str, c: bool| json!({"apiVersion": "v1", "kind": "ConfigMap", "name": n, "uid": n, "controller": c});
+        let one = json!({"metadata": {"ownerReferences": [owner("a", true), owner("b", false)]}});
+        assert!(owner_references(&res(), "x", &one, true).is_ok());
+        let two = json!({"metadata": {"ownerReferences": [owner("a", true), owner("b", true)]}});
+        let err = owner_references(&res(), "x", &two, true).unwrap_err();
+        assert_eq!(err.details.unwrap()["causes"].as_array().unwrap().len(), 4);
+        let err = owner_references(&res(), "x", &two, false).unwrap_err();
+        assert!(
+            err.message
+                .ends_with("Found \"true\" in references for ConfigMap/a and ConfigMap/b")
+        );
+    }
+}
