@@ -73,6 +73,8 @@ pub mod condition_types {
     pub const CHILDREN_APPLIED: &str = "ChildrenApplied";
     /// The most recent run succeeded (SB).
     pub const LAST_RUN_SUCCEEDED: &str = "LastRunSucceeded";
+    /// No run succeeded within the allowed time (SB, `spec.cronJob.overdueAfter`).
+    pub const OVERDUE: &str = "Overdue";
     /// The key Secret exists and holds valid keys (owned by gpg-keygen).
     pub const GPG_KEY_READY: &str = "GPGKeyReady";
     /// The action's executor finished successfully (RBA).
@@ -127,6 +129,12 @@ pub mod reasons {
     pub const SUCCEEDED: &str = "Succeeded";
     /// The last run failed.
     pub const JOB_FAILED: &str = "JobFailed";
+    /// `Overdue=True`: no run succeeded within the allowed time.
+    pub const NO_RECENT_SUCCESS: &str = "NoRecentSuccess";
+    /// `Overdue=False`: a run succeeded within the allowed time (or none was due yet).
+    pub const ON_SCHEDULE: &str = "OnSchedule";
+    /// `Overdue=False`: the CronJob is disabled or suspended (or its schedule invalid), so no run is expected.
+    pub const NOT_SCHEDULED: &str = "NotScheduled";
     /// The action waits for its ScheduledBackup to exist and be Ready.
     pub const WAITING_FOR_SCHEDULED_BACKUP: &str = "WaitingForScheduledBackup";
     /// The referenced ScheduledBackup does not exist.

@@ -21,6 +21,7 @@ pub mod procedure_template;
 pub mod requested_backup_action;
 pub mod schedule;
 pub mod scheduled_backup;
+pub mod spread;
 
 pub use common::{ChildReference, JobHealthStatus, Operation};
 pub use procedure_template::{ClusterBackupProcedureTemplate, ClusterBackupProcedureTemplateSpec};

@@ -14,8 +14,8 @@
 
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 
 /// Why a schedule or time zone is not accepted. Messages name what is wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,7 +49,7 @@ pub enum ScheduleError {
     },
     /// An `@`-macro Kubernetes does not accept.
     #[error(
-        "{expr:?} is not a Kubernetes schedule macro: use one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly, or 5 fields such as \"*/30 * * * *\""
+        "{expr:?} is not a Kubernetes schedule macro: use one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly, a spread macro (@hourly-random, @daily-random, @weekly-random), or 5 fields such as \"*/30 * * * *\""
     )]
     UnknownMacro {
         /// The expression.
@@ -92,6 +92,16 @@ pub enum ScheduleError {
         /// The expression.
         expr: String,
     },
+    /// `H` where it is not accepted, or in a form that is not `H` or `H/n` (see [`crate::spread`]).
+    #[error(
+        "{expr:?}: {detail}; H picks a minute or hour from the ScheduledBackup's namespace/name, e.g. \"H 2 * * *\" (once between 02:00 and 02:59) or \"H/15 * * * *\""
+    )]
+    Spread {
+        /// The expression.
+        expr: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// Unknown time zone name.
     #[error(
         "time zone {zone:?} is unknown: spec.cronJob.timeZone takes an IANA name such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\""
@@ -114,6 +124,7 @@ impl ScheduleError {
             ScheduleError::UnsupportedSyntax { .. } => "UnsupportedCronSyntax",
             ScheduleError::Invalid { .. } => "InvalidCronExpression",
             ScheduleError::NeverFires { .. } => "ScheduleNeverFires",
+            ScheduleError::Spread { .. } => "InvalidSpread",
             ScheduleError::UnknownTimeZone { .. } => "UnknownTimeZone",
         }
     }
@@ -350,35 +361,124 @@ impl Schedule {
     }
 }
 
-/// Whether a schedule is overdue: the latest run that should have finished by now (scheduled at
-/// least `grace` ago, and not before the object existed) has no success at or after it.
+/// The grace of the default overdue rule: one hour after the run that should have succeeded.
+pub const DEFAULT_OVERDUE_GRACE: SignedDuration = SignedDuration::from_hours(1);
+
+/// When a missing success makes a schedule overdue (`spec.cronJob.overdueAfter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverdueAfter {
+    /// The default: the first expected run after the last success (or, before any success, the first expected
+    /// run at or after creation), plus this grace. For a run that succeeds shortly after its scheduled time that is
+    /// one schedule interval plus the grace after the success, and it follows irregular schedules (a weekday-only
+    /// backup is not overdue on Sunday).
+    NextRunPlus(SignedDuration),
+    /// `spec.cronJob.overdueAfter`: this long after the last success (or after creation, before any success).
+    Fixed(SignedDuration),
+}
+
+/// The moment a schedule becomes overdue: from then on, until a new success, no run succeeded within the
+/// allowed time. `None` when it never becomes overdue (a schedule without a next run).
 ///
-/// `created` is the object's creation time: a ScheduledBackup is not overdue for runs expected
-/// before it existed. With no success ever, it is overdue once its first expected run plus grace
-/// has passed.
+/// Both the exporter (`backup_maker_backup_overdue`) and the scheduled-controller (the `Overdue` condition and
+/// the requeue at the exact moment it flips) use this, so they agree to the second. `created` is the object's
+/// creation time: nothing is overdue for runs expected before it existed.
+pub fn overdue_deadline(
+    schedule: &Schedule,
+    policy: OverdueAfter,
+    last_success: Option<Timestamp>,
+    created: Timestamp,
+) -> Option<Timestamp> {
+    match policy {
+        OverdueAfter::Fixed(after) => last_success.unwrap_or(created).checked_add(after).ok(),
+        OverdueAfter::NextRunPlus(grace) => {
+            // A success exactly at an expected run covers it; before any success the first run at or after
+            // creation is the one that must succeed.
+            let expected = match last_success {
+                Some(success) => schedule.next_after(success)?,
+                None => {
+                    let just_before = created
+                        .checked_sub(SignedDuration::from_nanos(1))
+                        .unwrap_or(created);
+                    schedule.next_after(just_before)?
+                }
+            };
+            expected.checked_add(grace).ok()
+        }
+    }
+}
+
+/// Whether a schedule is overdue at `now` (see [`overdue_deadline`]): the deadline has been reached.
+pub fn is_overdue_at(
+    schedule: &Schedule,
+    policy: OverdueAfter,
+    last_success: Option<Timestamp>,
+    created: Timestamp,
+    now: Timestamp,
+) -> bool {
+    overdue_deadline(schedule, policy, last_success, created).is_some_and(|deadline| now >= deadline)
+}
+
+/// [`is_overdue_at`] with the default rule and this grace: the latest run that should have finished by now
+/// (scheduled at least `grace` ago, and not before the object existed) has no success at or after it.
 pub fn is_overdue(
     schedule: &Schedule,
     last_success: Option<Timestamp>,
     created: Timestamp,
     now: Timestamp,
-    grace: jiff::SignedDuration,
+    grace: SignedDuration,
 ) -> bool {
-    let Ok(deadline_base) = now.checked_sub(grace) else {
-        return false;
+    is_overdue_at(
+        schedule,
+        OverdueAfter::NextRunPlus(grace),
+        last_success,
+        created,
+        now,
+    )
+}
+
+/// Parses `spec.cronJob.overdueAfter`: hours, minutes and seconds (`26h`, `90m`, `1h30m`, `45s`), more than zero.
+pub fn parse_overdue_after(text: &str) -> Result<SignedDuration, String> {
+    let problem = || {
+        format!(
+            "spec.cronJob.overdueAfter {text:?} is not a positive duration of hours, minutes and seconds such as \"26h\", \"90m\" or \"1h30m\""
+        )
     };
-    let Some(expected) = schedule.previous_before(deadline_base) else {
-        return false;
-    };
-    if expected < created {
-        return false;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(problem());
     }
-    last_success.is_none_or(|s| s < expected)
+    let mut total = SignedDuration::ZERO;
+    let mut last_unit = 0;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(problem)?;
+        let number: i64 = rest[..digits].parse().map_err(|_| problem())?;
+        let (unit, seconds) = match rest[digits..].chars().next() {
+            Some('h') => (1, 3600),
+            Some('m') => (2, 60),
+            Some('s') => (3, 1),
+            _ => return Err(problem()),
+        };
+        // Each unit at most once, largest first, like the admission rule.
+        if unit <= last_unit {
+            return Err(problem());
+        }
+        last_unit = unit;
+        let part = number
+            .checked_mul(seconds)
+            .map(SignedDuration::from_secs)
+            .ok_or_else(problem)?;
+        total = total.checked_add(part).ok_or_else(problem)?;
+        rest = &rest[digits + 1..];
+    }
+    if total.is_zero() {
+        return Err(problem());
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jiff::SignedDuration;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -829,5 +929,87 @@ mod tests {
             .to_string();
         assert!(m.contains("cannot tell when the next run is due"), "{m}");
         assert!(m.contains("*/5 * * * *"), "{m}");
+    }
+
+    const NANO: SignedDuration = SignedDuration::from_nanos(1);
+
+    #[test]
+    fn overdue_flips_exactly_at_the_deadline_not_a_nanosecond_earlier() {
+        let s = parse_kubernetes_cron("0 2 * * *", None).unwrap();
+        let created = ts("2025-01-01T00:00:00Z");
+        let last = Some(ts("2025-01-09T02:05:00Z"));
+        let policy = OverdueAfter::NextRunPlus(HOUR);
+        let deadline = overdue_deadline(&s, policy, last, created).unwrap();
+        assert_eq!(deadline, ts("2025-01-10T03:00:00Z"));
+        assert!(!is_overdue_at(&s, policy, last, created, deadline - NANO));
+        assert!(is_overdue_at(&s, policy, last, created, deadline));
+    }
+
+    #[test]
+    fn the_default_deadline_follows_wall_clock_runs_across_both_dst_changes() {
+        // Europe/Berlin, daily at 02:30. Spring forward (2025-03-30): the run after a success on the 29th is the
+        // gap run at 03:00 CEST = 01:00Z, so the deadline is 02:00Z, 23 h 20 min after the success, not 24 h.
+        let s = parse_kubernetes_cron("30 2 * * *", Some("Europe/Berlin")).unwrap();
+        let created = ts("2025-01-01T00:00:00Z");
+        let policy = OverdueAfter::NextRunPlus(HOUR);
+        let spring = Some(ts("2025-03-29T01:40:00Z"));
+        let deadline = overdue_deadline(&s, policy, spring, created).unwrap();
+        assert_eq!(deadline, ts("2025-03-30T02:00:00Z"));
+        assert!(!is_overdue_at(&s, policy, spring, created, deadline - NANO));
+        assert!(is_overdue_at(&s, policy, spring, created, deadline));
+        // Fall back (2025-10-26): 02:30 CEST = 00:30Z runs once; the deadline is 01:30Z, not the repeated 02:30 CET.
+        let fall = Some(ts("2025-10-25T00:40:00Z"));
+        let deadline = overdue_deadline(&s, policy, fall, created).unwrap();
+        assert_eq!(deadline, ts("2025-10-26T01:30:00Z"));
+        assert!(!is_overdue_at(&s, policy, fall, created, deadline - NANO));
+        assert!(is_overdue_at(&s, policy, fall, created, deadline));
+        // The day after, the run is back at 02:30 CET = 01:30Z: 25 h between the two runs.
+        let after = Some(ts("2025-10-26T00:35:00Z"));
+        assert_eq!(
+            overdue_deadline(&s, policy, after, created),
+            Some(ts("2025-10-27T02:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_fixed_overdue_after_counts_from_the_last_success_or_from_creation() {
+        let s = parse_kubernetes_cron("0 2 * * *", Some("Europe/Berlin")).unwrap();
+        let created = ts("2025-03-01T00:00:00Z");
+        let policy = OverdueAfter::Fixed(SignedDuration::from_hours(50));
+        // 50 h of elapsed time, whatever the wall clock does in between (the spring-forward night).
+        let last = Some(ts("2025-03-29T01:05:00Z"));
+        let deadline = overdue_deadline(&s, policy, last, created).unwrap();
+        assert_eq!(deadline, ts("2025-03-31T03:05:00Z"));
+        assert!(!is_overdue_at(&s, policy, last, created, deadline - NANO));
+        assert!(is_overdue_at(&s, policy, last, created, deadline));
+        assert_eq!(
+            overdue_deadline(&s, policy, None, created),
+            Some(ts("2025-03-03T02:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn before_any_success_a_run_exactly_at_creation_is_the_one_expected() {
+        let s = parse_kubernetes_cron("0 2 * * *", None).unwrap();
+        let created = ts("2025-01-10T02:00:00Z");
+        assert_eq!(
+            overdue_deadline(&s, OverdueAfter::NextRunPlus(HOUR), None, created),
+            Some(ts("2025-01-10T03:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn overdue_after_takes_hours_minutes_and_seconds_and_nothing_else() {
+        for (text, secs) in [("26h", 26 * 3600), ("90m", 5400), ("1h30m", 5400), ("45s", 45), ("1h0m5s", 3605)] {
+            assert_eq!(
+                parse_overdue_after(text),
+                Ok(SignedDuration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for text in ["", "0h", "26", "1d", "h", "30m1h", "1h1h", "-1h", "1.5h", "1 h"] {
+            let e = parse_overdue_after(text).unwrap_err();
+            assert!(e.contains("spec.cronJob.overdueAfter"), "{text}: {e}");
+        }
     }
 }

@@ -6,6 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{ChildReference, JobHealthStatus, Operation, conditions_schema};
+use crate::schedule::{OverdueAfter, Schedule, ScheduleError};
 
 /// A backup or restore procedure, optionally scheduled as a CronJob.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -38,6 +39,16 @@ use crate::common::{ChildReference, JobHealthStatus, Operation, conditions_schem
         name = "Last Success",
         type_ = "date",
         json_path = ".status.lastSuccessfulTime"
+    ),
+    printcolumn(
+        name = "Next Run",
+        type_ = "date",
+        json_path = ".status.nextScheduleTime"
+    ),
+    printcolumn(
+        name = "Overdue",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Overdue\")].status"
     ),
     printcolumn(
         name = "Age",
@@ -81,14 +92,22 @@ pub struct ScheduledBackupSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("!self.enabled || (has(self.scheduleEvery) && self.scheduleEvery != '')").message("spec.cronJob.scheduleEvery is required when spec.cronJob.enabled is true: set a 5-field cron expression such as \"0 2 * * *\""))]
 #[x_kube(validation = Rule::new("!has(self.scheduleEvery) || !(self.scheduleEvery.startsWith('CRON_TZ=') || self.scheduleEvery.startsWith('TZ='))").message("spec.cronJob.scheduleEvery must not start with CRON_TZ= or TZ= (Kubernetes rejects it): put the zone in spec.cronJob.timeZone"))]
+#[x_kube(validation = Rule::new("!has(self.scheduleEvery) || !self.scheduleEvery.matches('^ *[^ ]+ +[^ ]+ +([^ ]+ +){0,2}[Hh]')").message("spec.cronJob.scheduleEvery accepts H only in the minute and hour fields (e.g. \"H 2 * * *\"), not in day-of-month, month or day-of-week"))]
+#[x_kube(validation = Rule::new("!has(self.overdueAfter) || (self.overdueAfter.matches('^([0-9]+h)?([0-9]+m)?([0-9]+s)?$') && self.overdueAfter != '' && duration(self.overdueAfter) > duration('0s'))").message("spec.cronJob.overdueAfter must be a positive duration of hours, minutes and seconds such as \"26h\", \"90m\" or \"1h30m\""))]
+#[x_kube(validation = Rule::new("!has(self.startingDeadlineSeconds) || self.startingDeadlineSeconds >= 10").message("spec.cronJob.startingDeadlineSeconds must be at least 10: a shorter deadline can skip runs that start a few seconds late"))]
 #[serde(rename_all = "camelCase")]
 pub struct CronJobSpec {
     /// Create a CronJob for `spec.operation`.
     #[serde(default)]
     pub enabled: bool,
 
-    /// Cron expression (Kubernetes syntax: 5 fields or `@daily`-style macros).
+    /// Cron expression (Kubernetes syntax: 5 fields or `@daily`-style macros), plus spread forms: `H` in the
+    /// minute or hour field (`H 2 * * *`, `H H * * 0`, `H/15 * * * *`) and `@hourly-random`, `@daily-random`,
+    /// `@weekly-random`. `H` becomes a value derived from a hash of `namespace/name` (stable across restarts and
+    /// versions); the CronJob gets the concrete expression, shown in `status.effectiveSchedule`.
     #[serde(default = "default_schedule", skip_serializing_if = "Option::is_none")]
+    // Bounded so the CEL rules on it stay cheap for the apiserver's cost estimate.
+    #[schemars(length(max = 256))]
     pub schedule_every: Option<String>,
 
     /// IANA time zone of the schedule (e.g. `Europe/Berlin`); the controller's zone (UTC) when unset.
@@ -113,6 +132,64 @@ pub struct CronJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub failed_jobs_history_limit: Option<i32>,
+
+    /// How late a missed run may still start, in seconds (the CronJob's `startingDeadlineSeconds`, at least 10).
+    /// Default 3600: after the cluster or its CronJob controller was down, each ScheduledBackup starts at most its
+    /// one most recent missed run, and only when that run was due within the last hour; older misses wait for the
+    /// next scheduled time instead of all starting at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_deadline_seconds: Option<i64>,
+
+    /// How long without a successful run makes the ScheduledBackup `Overdue`, counted from the last success (or
+    /// from creation): hours, minutes and seconds such as `26h` or `1h30m`. Default: the first scheduled run after
+    /// the last success plus 1 h (one schedule interval + 1 h for a run that succeeds on time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub overdue_after: Option<String>,
+}
+
+/// The CronJob's `startingDeadlineSeconds` when `spec.cronJob.startingDeadlineSeconds` is not set.
+pub const DEFAULT_STARTING_DEADLINE_SECONDS: i64 = 3600;
+
+impl CronJobSpec {
+    /// The expression as written, or the default when unset or empty.
+    pub fn expression(&self) -> &str {
+        self.schedule_every
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or(DEFAULT_SCHEDULE)
+    }
+
+    /// The concrete expression the CronJob of the ScheduledBackup `namespace/name` gets (`H` and the `-random`
+    /// macros resolved, see [`crate::spread`]); any other expression unchanged.
+    pub fn effective_schedule(&self, namespace: &str, name: &str) -> Result<String, ScheduleError> {
+        crate::spread::resolve(self.expression(), namespace, name)
+    }
+
+    /// The effective schedule parsed in `timeZone`, as the CronJob controller evaluates it.
+    pub fn schedule(&self, namespace: &str, name: &str) -> Result<Schedule, ScheduleError> {
+        let concrete = self.effective_schedule(namespace, name)?;
+        crate::schedule::parse_kubernetes_cron(&concrete, self.time_zone.as_deref())
+    }
+
+    /// The CronJob's `startingDeadlineSeconds`.
+    pub fn starting_deadline_seconds(&self) -> i64 {
+        self.starting_deadline_seconds
+            .unwrap_or(DEFAULT_STARTING_DEADLINE_SECONDS)
+    }
+
+    /// The overdue rule: `overdueAfter` when set, else the next run after the last success plus `default_grace`.
+    pub fn overdue_after(&self, default_grace: jiff::SignedDuration) -> Result<OverdueAfter, String> {
+        match self.overdue_after.as_deref() {
+            Some(text) => crate::schedule::parse_overdue_after(text).map(OverdueAfter::Fixed),
+            None => Ok(OverdueAfter::NextRunPlus(default_grace)),
+        }
+    }
+
+    /// Whether runs are scheduled at all: enabled and not suspended.
+    pub fn is_active(&self) -> bool {
+        self.enabled && self.suspend != Some(true)
+    }
 }
 
 /// The original's CRD default: every night at 02:00.
@@ -132,6 +209,8 @@ impl Default for CronJobSpec {
             concurrency_policy: None,
             successful_jobs_history_limit: None,
             failed_jobs_history_limit: None,
+            starting_deadline_seconds: None,
+            overdue_after: None,
         }
     }
 }
@@ -297,8 +376,8 @@ pub struct VarsSecretRef {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduledBackupStatus {
-    /// `Ready` (summary), `TemplateRendered`, `ChildrenApplied`, `LastRunSucceeded`, and `GPGKeyReady`
-    /// (owned by gpg-keygen).
+    /// `Ready` (summary), `TemplateRendered`, `ChildrenApplied`, `LastRunSucceeded`, `Overdue`, and
+    /// `GPGKeyReady` (owned by gpg-keygen).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
@@ -326,4 +405,21 @@ pub struct ScheduledBackupStatus {
     /// When a run last failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failed_time: Option<Time>,
+    /// The concrete cron expression of the CronJob (`H` and `-random` macros resolved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_schedule: Option<String>,
+    /// When the CronJob runs next (unset when disabled or suspended). Changes only when a run is scheduled or the
+    /// schedule changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<Time>,
+    /// How long the most recently finished run took (`1h2m3s` form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_duration: Option<String>,
+    /// Failed runs since the last successful one (0 after a success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_failures: Option<i32>,
+    /// Why the last failed run failed: the end of the backup container's output (its termination message, at most
+    /// 1 KiB), or the Job's failure reason when the Pod is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_message: Option<String>,
 }

@@ -211,6 +211,65 @@ fn cel_rejects_cron_tz_prefixes() {
 }
 
 #[test]
+fn cel_accepts_spread_schedules_and_rejects_h_outside_minute_and_hour() {
+    for ok in ["H 2 * * *", "H H * * 0", "H/15 * * * *", "@daily-random", "0 0 * * THU"] {
+        sb_with(|v| v["spec"]["cronJob"]["scheduleEvery"] = json!(ok))
+            .validate_cel()
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for bad in ["0 0 H * *", "0 0 * H *", "H H * * H"] {
+        let sb = sb_with(|v| v["spec"]["cronJob"]["scheduleEvery"] = json!(bad));
+        let e = cel_error(sb.validate_cel());
+        assert!(
+            e.contains("spec.cronJob.scheduleEvery accepts H only in the minute and hour fields"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
+fn cel_rejects_an_overdue_after_that_is_not_a_positive_duration() {
+    for ok in ["26h", "90m", "1h30m", "45s"] {
+        sb_with(|v| v["spec"]["cronJob"]["overdueAfter"] = json!(ok))
+            .validate_cel()
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for bad in ["0s", "0h0m", "1d", "soon", "", "-1h", "30m1h"] {
+        let sb = sb_with(|v| v["spec"]["cronJob"]["overdueAfter"] = json!(bad));
+        let e = cel_error(sb.validate_cel());
+        assert!(e.contains("spec.cronJob.overdueAfter must be a positive duration"), "{bad}: {e}");
+        // The controller's parser agrees with the admission rule.
+        assert!(schedule::parse_overdue_after(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn cel_rejects_a_starting_deadline_under_ten_seconds() {
+    let sb = sb_with(|v| v["spec"]["cronJob"]["startingDeadlineSeconds"] = json!(5));
+    assert!(cel_error(sb.validate_cel()).contains("spec.cronJob.startingDeadlineSeconds must be at least 10"));
+    sb_with(|v| v["spec"]["cronJob"]["startingDeadlineSeconds"] = json!(10))
+        .validate_cel()
+        .unwrap();
+}
+
+#[test]
+fn new_scheduling_fields_default_to_todays_behaviour() {
+    let sb = sb_with(|_| {});
+    let cron = &sb.spec.cron_job;
+    assert_eq!((cron.starting_deadline_seconds, cron.overdue_after.as_deref()), (None, None));
+    assert_eq!(cron.starting_deadline_seconds(), 3600);
+    assert_eq!(
+        cron.overdue_after(schedule::DEFAULT_OVERDUE_GRACE),
+        Ok(schedule::OverdueAfter::NextRunPlus(jiff::SignedDuration::from_hours(1)))
+    );
+    // The original example's schedule has no H: the CronJob keeps it byte for byte.
+    assert_eq!(
+        cron.effective_schedule("default", "app1").unwrap(),
+        cron.schedule_every.clone().unwrap()
+    );
+}
+
+#[test]
 fn cel_requires_an_email_to_generate_a_key() {
     let sb = sb_with(|v| {
         v["spec"]["gpgKeySecretRef"]
@@ -358,6 +417,17 @@ fn printer_columns_point_at_real_fields() {
     let schedule = columns.iter().find(|c| c.name == "Schedule").unwrap();
     // The original pointed at `.spec.cronjob.scheduleEvery`, which never matched.
     assert_eq!(schedule.json_path, ".spec.cronJob.scheduleEvery");
+    let path = |name: &str| {
+        columns
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} column"))
+            .json_path
+            .clone()
+    };
+    assert_eq!(path("Last Success"), ".status.lastSuccessfulTime");
+    assert_eq!(path("Next Run"), ".status.nextScheduleTime");
+    assert_eq!(path("Overdue"), ".status.conditions[?(@.type==\"Overdue\")].status");
     assert_eq!(ScheduledBackup::shortnames(), ["sb"]);
     assert_eq!(RequestedBackupAction::shortnames(), ["rba"]);
     assert_eq!(ClusterBackupProcedureTemplate::shortnames(), ["cbpt"]);
