@@ -212,7 +212,7 @@ pub fn validate(rba: &RequestedBackupAction) -> Result<(), Error> {
 }
 
 /// Is the ScheduledBackup ready to lend its procedure? Its `Ready` condition (scheduled-controller's) must be
-/// True, i.e. its helper ConfigMap and Secret are applied.
+/// True, i.e. its ConfigMaps, Secrets and PodTemplates are applied.
 pub fn check_scheduled_backup(
     sb: Option<&ScheduledBackup>,
     namespace: &str,
@@ -251,7 +251,9 @@ pub fn check_scheduled_backup(
 /// actions (no scan of every action, finished ones included).
 ///
 /// An action registers before it looks the PodTemplate up in the cache, so a PodTemplate that arrives between the
-/// look-up and the registration still wakes it (the reflector fills the cache before it emits the event).
+/// look-up and the registration still wakes it (the reflector fills the cache before it emits the event). An
+/// action deleted while it waits is forgotten at the next event of its PodTemplate (waking a deleted object is a
+/// no-op), so the index holds at most one entry per waiting or recently deleted action.
 #[derive(Default)]
 pub struct WaitingForPodTemplates {
     inner: Mutex<Waiting>,
