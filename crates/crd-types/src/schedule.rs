@@ -415,7 +415,8 @@ pub fn is_overdue_at(
     created: Timestamp,
     now: Timestamp,
 ) -> bool {
-    overdue_deadline(schedule, policy, last_success, created).is_some_and(|deadline| now >= deadline)
+    overdue_deadline(schedule, policy, last_success, created)
+        .is_some_and(|deadline| now >= deadline)
 }
 
 /// [`is_overdue_at`] with the default rule and this grace: the latest run that should have finished by now
@@ -450,7 +451,9 @@ pub fn parse_overdue_after(text: &str) -> Result<SignedDuration, String> {
     let mut total = SignedDuration::ZERO;
     let mut last_unit = 0;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(problem)?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(problem)?;
         let number: i64 = rest[..digits].parse().map_err(|_| problem())?;
         let (unit, seconds) = match rest[digits..].chars().next() {
             Some('h') => (1, 3600),
@@ -1000,14 +1003,22 @@ mod tests {
 
     #[test]
     fn overdue_after_takes_hours_minutes_and_seconds_and_nothing_else() {
-        for (text, secs) in [("26h", 26 * 3600), ("90m", 5400), ("1h30m", 5400), ("45s", 45), ("1h0m5s", 3605)] {
+        for (text, secs) in [
+            ("26h", 26 * 3600),
+            ("90m", 5400),
+            ("1h30m", 5400),
+            ("45s", 45),
+            ("1h0m5s", 3605),
+        ] {
             assert_eq!(
                 parse_overdue_after(text),
                 Ok(SignedDuration::from_secs(secs)),
                 "{text}"
             );
         }
-        for text in ["", "0h", "26", "1d", "h", "30m1h", "1h1h", "-1h", "1.5h", "1 h"] {
+        for text in [
+            "", "0h", "26", "1d", "h", "30m1h", "1h1h", "-1h", "1.5h", "1 h",
+        ] {
             let e = parse_overdue_after(text).unwrap_err();
             assert!(e.contains("spec.cronJob.overdueAfter"), "{text}: {e}");
         }

@@ -179,7 +179,10 @@ impl CronJobSpec {
     }
 
     /// The overdue rule: `overdueAfter` when set, else the next run after the last success plus `default_grace`.
-    pub fn overdue_after(&self, default_grace: jiff::SignedDuration) -> Result<OverdueAfter, String> {
+    pub fn overdue_after(
+        &self,
+        default_grace: jiff::SignedDuration,
+    ) -> Result<OverdueAfter, String> {
         match self.overdue_after.as_deref() {
             Some(text) => crate::schedule::parse_overdue_after(text).map(OverdueAfter::Fixed),
             None => Ok(OverdueAfter::NextRunPlus(default_grace)),

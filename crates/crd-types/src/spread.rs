@@ -124,12 +124,16 @@ fn resolve_field(
         match &part[1..] {
             "" => parts.push(value.to_string()),
             step if step.starts_with('/') => {
-                let n: u64 = step[1..].parse().ok().filter(|n| (1..=max + 1).contains(n)).ok_or_else(|| {
-                    invalid(format!(
-                        "{what} field {part:?}: H/n takes a step n from 1 to {}",
-                        max + 1
-                    ))
-                })?;
+                let n: u64 = step[1..]
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=max + 1).contains(n))
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "{what} field {part:?}: H/n takes a step n from 1 to {}",
+                            max + 1
+                        ))
+                    })?;
                 parts.push(format!("{}-{max}/{n}", start(n)));
             }
             _ => {
@@ -202,10 +206,7 @@ mod tests {
             ("weekday", &weekdays[..]),
         ] {
             let mean = 10_000 / counts.len() as u32;
-            let (max, min) = (
-                *counts.iter().max().unwrap(),
-                *counts.iter().min().unwrap(),
-            );
+            let (max, min) = (*counts.iter().max().unwrap(), *counts.iter().min().unwrap());
             assert!(max < 3 * mean, "{what}: max {max}, mean {mean}: {counts:?}");
             assert!(min > 0, "{what}: a value is never chosen: {counts:?}");
         }
@@ -219,9 +220,15 @@ mod tests {
             ("H H * * 0", format!("{} {} * * 0", s % 60, (s / 60) % 24)),
             ("H/15 * * * *", format!("{}-59/15 * * * *", s % 15)),
             ("0 H/6 * * *", format!("0 {}-23/6 * * *", (s / 60) % 6)),
-            ("H 1,H * * *", format!("{} 1,{} * * *", s % 60, (s / 60) % 24)),
+            (
+                "H 1,H * * *",
+                format!("{} 1,{} * * *", s % 60, (s / 60) % 24),
+            ),
             ("@hourly-random", format!("{} * * * *", s % 60)),
-            ("@daily-random", format!("{} {} * * *", s % 60, (s / 60) % 24)),
+            (
+                "@daily-random",
+                format!("{} {} * * *", s % 60, (s / 60) % 24),
+            ),
             (
                 "@weekly-random",
                 format!("{} {} * * {}", s % 60, (s / 60) % 24, (s / 1440) % 7),
@@ -244,7 +251,13 @@ mod tests {
 
     #[test]
     fn expressions_without_h_are_returned_unchanged() {
-        for expr in ["00 02 * * *", "0 0 * * THU", "@daily", "*/5 * * * *", "0 3 * * MON-FRI"] {
+        for expr in [
+            "00 02 * * *",
+            "0 0 * * THU",
+            "@daily",
+            "*/5 * * * *",
+            "0 3 * * MON-FRI",
+        ] {
             assert_eq!(resolve(expr, "ns", "sb").unwrap(), expr);
             assert!(!is_spread(expr), "{expr}");
         }
@@ -254,7 +267,10 @@ mod tests {
     fn h_outside_minute_and_hour_and_unknown_forms_are_refused_naming_the_field() {
         let e = resolve("0 0 H * *", "ns", "sb").unwrap_err();
         assert_eq!(e.reason(), "InvalidSpread");
-        assert!(e.to_string().contains("only in the minute and hour fields"), "{e}");
+        assert!(
+            e.to_string().contains("only in the minute and hour fields"),
+            "{e}"
+        );
         let e = resolve("H(0-29) 2 * * *", "ns", "sb").unwrap_err();
         assert!(e.to_string().contains("minute field \"H(0-29)\""), "{e}");
         let e = resolve("H/0 * * * *", "ns", "sb").unwrap_err();

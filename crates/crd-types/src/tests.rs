@@ -212,7 +212,13 @@ fn cel_rejects_cron_tz_prefixes() {
 
 #[test]
 fn cel_accepts_spread_schedules_and_rejects_h_outside_minute_and_hour() {
-    for ok in ["H 2 * * *", "H H * * 0", "H/15 * * * *", "@daily-random", "0 0 * * THU"] {
+    for ok in [
+        "H 2 * * *",
+        "H H * * 0",
+        "H/15 * * * *",
+        "@daily-random",
+        "0 0 * * THU",
+    ] {
         sb_with(|v| v["spec"]["cronJob"]["scheduleEvery"] = json!(ok))
             .validate_cel()
             .unwrap_or_else(|e| panic!("{ok}: {e}"));
@@ -237,7 +243,10 @@ fn cel_rejects_an_overdue_after_that_is_not_a_positive_duration() {
     for bad in ["0s", "0h0m", "1d", "soon", "", "-1h", "30m1h"] {
         let sb = sb_with(|v| v["spec"]["cronJob"]["overdueAfter"] = json!(bad));
         let e = cel_error(sb.validate_cel());
-        assert!(e.contains("spec.cronJob.overdueAfter must be a positive duration"), "{bad}: {e}");
+        assert!(
+            e.contains("spec.cronJob.overdueAfter must be a positive duration"),
+            "{bad}: {e}"
+        );
         // The controller's parser agrees with the admission rule.
         assert!(schedule::parse_overdue_after(bad).is_err(), "{bad}");
     }
@@ -246,7 +255,10 @@ fn cel_rejects_an_overdue_after_that_is_not_a_positive_duration() {
 #[test]
 fn cel_rejects_a_starting_deadline_under_ten_seconds() {
     let sb = sb_with(|v| v["spec"]["cronJob"]["startingDeadlineSeconds"] = json!(5));
-    assert!(cel_error(sb.validate_cel()).contains("spec.cronJob.startingDeadlineSeconds must be at least 10"));
+    assert!(
+        cel_error(sb.validate_cel())
+            .contains("spec.cronJob.startingDeadlineSeconds must be at least 10")
+    );
     sb_with(|v| v["spec"]["cronJob"]["startingDeadlineSeconds"] = json!(10))
         .validate_cel()
         .unwrap();
@@ -256,11 +268,19 @@ fn cel_rejects_a_starting_deadline_under_ten_seconds() {
 fn new_scheduling_fields_default_to_todays_behaviour() {
     let sb = sb_with(|_| {});
     let cron = &sb.spec.cron_job;
-    assert_eq!((cron.starting_deadline_seconds, cron.overdue_after.as_deref()), (None, None));
+    assert_eq!(
+        (
+            cron.starting_deadline_seconds,
+            cron.overdue_after.as_deref()
+        ),
+        (None, None)
+    );
     assert_eq!(cron.starting_deadline_seconds(), 3600);
     assert_eq!(
         cron.overdue_after(schedule::DEFAULT_OVERDUE_GRACE),
-        Ok(schedule::OverdueAfter::NextRunPlus(jiff::SignedDuration::from_hours(1)))
+        Ok(schedule::OverdueAfter::NextRunPlus(
+            jiff::SignedDuration::from_hours(1)
+        ))
     );
     // The original example's schedule has no H: the CronJob keeps it byte for byte.
     assert_eq!(
@@ -427,7 +447,10 @@ fn printer_columns_point_at_real_fields() {
     };
     assert_eq!(path("Last Success"), ".status.lastSuccessfulTime");
     assert_eq!(path("Next Run"), ".status.nextScheduleTime");
-    assert_eq!(path("Overdue"), ".status.conditions[?(@.type==\"Overdue\")].status");
+    assert_eq!(
+        path("Overdue"),
+        ".status.conditions[?(@.type==\"Overdue\")].status"
+    );
     assert_eq!(ScheduledBackup::shortnames(), ["sb"]);
     assert_eq!(RequestedBackupAction::shortnames(), ["rba"]);
     assert_eq!(ClusterBackupProcedureTemplate::shortnames(), ["cbpt"]);

@@ -448,6 +448,9 @@ fn pod_template(
                 }]),
                 volume_mounts: Some(mounts),
                 resources: c.helm.resources.clone(),
+                // A failed script's last output lands in the Pod's termination message, which the
+                // scheduled-controller copies into the SB's status (no `kubectl logs` needed).
+                termination_message_policy: Some("FallbackToLogsOnError".to_string()),
                 security_context: Some(
                     c.helm
                         .security_context
@@ -593,13 +596,15 @@ pub(crate) fn desired_children(inputs: &Inputs) -> Result<Desired, Error> {
             out.cron_job = Some(CronJob {
                 metadata: meta.clone(),
                 spec: Some(CronJobSpec {
+                    // `H` resolved for this SB; an invalid expression goes through as written (the controller
+                    // validates it before rendering, `render` shows it as is).
                     schedule: cj
-                        .schedule_every
-                        .clone()
-                        .filter(|s| !s.is_empty())
-                        .unwrap_or_else(|| {
-                            crd_types::scheduled_backup::DEFAULT_SCHEDULE.to_string()
-                        }),
+                        .effective_schedule(
+                            sb.metadata.namespace.as_deref().unwrap_or_default(),
+                            &sb_name,
+                        )
+                        .unwrap_or_else(|_| cj.expression().to_string()),
+                    starting_deadline_seconds: Some(cj.starting_deadline_seconds()),
                     time_zone: cj.time_zone.clone().filter(|s| !s.is_empty()),
                     suspend: cj.suspend,
                     concurrency_policy: Some(
@@ -622,7 +627,6 @@ pub(crate) fn desired_children(inputs: &Inputs) -> Result<Desired, Error> {
                             ..Default::default()
                         }),
                     },
-                    ..Default::default()
                 }),
                 ..Default::default()
             });
@@ -657,6 +661,7 @@ fn hash_children(d: &Desired) -> String {
                 &mut buf,
                 &(
                     &spec.schedule,
+                    spec.starting_deadline_seconds,
                     &spec.time_zone,
                     spec.suspend,
                     &spec.concurrency_policy,

@@ -224,6 +224,54 @@ fn the_cron_job_follows_the_schedule_spec() {
 }
 
 #[test]
+fn a_spread_schedule_reaches_the_cron_job_as_the_concrete_expression_of_this_sb() {
+    let mut s = sb(VARS_REF, FULL_VARS);
+    s.spec.cron_job.schedule_every = Some("H 2 * * *".into());
+    let d = render(&s, &builtin("pg15").unwrap()).unwrap();
+    let schedule = d.cron_job.unwrap().spec.unwrap().schedule;
+    let minute = crd_types::spread::seed("prod", "app1") % 60;
+    assert_eq!(schedule, format!("{minute} 2 * * *"));
+    // Another SB of the same spec gets its own minute (from its namespace/name).
+    let mut other = s.clone();
+    other.metadata.name = Some("app2".into());
+    let d2 = render(&other, &builtin("pg15").unwrap()).unwrap();
+    assert_eq!(
+        d2.cron_job.unwrap().spec.unwrap().schedule,
+        format!("{} 2 * * *", crd_types::spread::seed("prod", "app2") % 60)
+    );
+}
+
+#[test]
+fn the_cron_job_gets_a_starting_deadline_one_hour_by_default() {
+    let mut s = sb(VARS_REF, FULL_VARS);
+    let d = render(&s, &builtin("pg15").unwrap()).unwrap();
+    assert_eq!(
+        d.cron_job.unwrap().spec.unwrap().starting_deadline_seconds,
+        Some(3600)
+    );
+    s.spec.cron_job.starting_deadline_seconds = Some(600);
+    let d2 = render(&s, &builtin("pg15").unwrap()).unwrap();
+    assert_eq!(
+        d2.cron_job.unwrap().spec.unwrap().starting_deadline_seconds,
+        Some(600)
+    );
+    assert_ne!(d.hash, d2.hash, "a changed deadline is a changed child");
+}
+
+#[test]
+fn the_backup_container_keeps_the_end_of_its_log_as_termination_message() {
+    let d = render(&sb(VARS_REF, FULL_VARS), &builtin("pg15").unwrap()).unwrap();
+    for op in [Operation::Backup, Operation::Restore] {
+        let spec = pod(&d, op).spec.unwrap();
+        assert_eq!(
+            spec.containers[0].termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError"),
+            "{op:?}"
+        );
+    }
+}
+
+#[test]
 fn no_cron_job_when_disabled_and_the_cron_job_is_for_spec_operation() {
     let mut s = sb(VARS_REF, FULL_VARS);
     s.spec.cron_job.enabled = false;
