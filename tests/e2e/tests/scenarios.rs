@@ -5,7 +5,7 @@ use crd_types::constants::{condition_types as ct, labels};
 use crd_types::{RequestedBackupAction, ScheduledBackup};
 use e2e::{Env, events_for};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PodTemplate, Secret};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -89,6 +89,22 @@ async fn scheduled_backup_converges_and_then_makes_zero_writes(mut env: Env) {
         );
         let secret: Secret = env.api().get(name).await.unwrap();
         assert_eq!(secret.owner_references()[0].uid, uid);
+        // The hand-off to the action-controller: owned like its siblings, Job settings as annotations.
+        let pod_template: PodTemplate = env.api().get(name).await.unwrap();
+        let owner = &pod_template.owner_references()[0];
+        assert_eq!(
+            (owner.uid.as_str(), owner.controller),
+            (uid.as_str(), Some(true)),
+            "{name}"
+        );
+        assert_eq!(
+            pod_template
+                .annotations()
+                .get("riotkit.org/backoff-limit")
+                .map(String::as_str),
+            Some("0"),
+            "HelmValues.backoffLimit"
+        );
     }
     let cron: CronJob = env.api().get("app1-backup").await.unwrap();
     assert_eq!(cron.spec.as_ref().unwrap().schedule, "0 2 * * *");
@@ -711,6 +727,18 @@ async fn controllers_get_exactly_what_the_chart_grants() {
         secrets.list(&ListParams::default()).await.is_err(),
         "the exporter reads no Secret"
     );
+    // The action-controller runs PodTemplates: it may read those, and no Secret at all.
+    let ac = env.controller_client("action-controller");
+    let pod_templates: kube::Api<PodTemplate> = kube::Api::namespaced(ac.clone(), "default");
+    assert!(
+        pod_templates.list(&ListParams::default()).await.is_ok(),
+        "granted: list podtemplates"
+    );
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(ac, "default");
+    match secrets.get("app1-token").await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{}", status.message),
+        other => panic!("the action-controller may not read Secrets: {other:?}"),
+    }
     env.cleanup().await;
 }
 
