@@ -983,3 +983,42 @@ async fn a_scheduled_backup_in_another_namespace_is_never_used() {
     assert!(server.list("jobs").is_empty());
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn an_executor_the_api_server_refuses_fails_the_action_once_and_names_the_field() {
+    let server = server(false);
+    server.insert(scheduled_backup(true)).unwrap();
+    // A PodTemplate carrying a Job setting the API server refuses (422 on the Job).
+    let mut pt = pod_templates(&server, SB, None)
+        .into_iter()
+        .find(|p| p["metadata"]["name"] == format!("{SB}-backup").as_str())
+        .unwrap();
+    pt["metadata"]["annotations"][crd_types::constants::annotations::BACKOFF_LIMIT] = json!("-1");
+    server.insert(pt).unwrap();
+    server
+        .insert(action("refused", json!({"action": "backup"})))
+        .unwrap();
+    let controller = start(server.client());
+    let rba = wait_action(&server, "refused", "Failed", |a| {
+        a["status"]["phase"] == "Failed"
+    })
+    .await;
+    assert_eq!(
+        ready_reason(&rba).as_deref(),
+        Some("RejectedByAPIServer"),
+        "{rba:#}"
+    );
+    let message = condition(&rba, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("spec.backoffLimit: Invalid value: -1"),
+        "{message}"
+    );
+    assert!(event_reasons(&server, "refused").contains(&"RejectedByAPIServer".to_string()));
+    // Terminal: the same Job is never sent again.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(server.write_count("jobs", Verb::Create), 1);
+    controller.stop().await;
+}
