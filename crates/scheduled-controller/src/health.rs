@@ -1,10 +1,12 @@
 //! Pure: what the CronJob and its Jobs say about the last runs.
 //!
 //! Fixes the original's health semantics: a Job not yet started is not "succeeded", a Job still retrying within
-//! its backoff limit is "running", not "failed", and failures carry the Job's condition message.
+//! its backoff limit is "running", not "failed", and failures carry the Job's condition message plus the end of
+//! the failed container's output (its termination message, `FallbackToLogsOnError`).
 
 use crd_types::{ChildReference, JobHealthStatus};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// How many of the CronJob's most recent Jobs are reported in status.
@@ -96,6 +98,74 @@ pub fn job_health(job: &Job) -> JobHealthStatus {
     }
 }
 
+/// At most this much of a container's termination message reaches status, conditions and Events: the kubelet
+/// keeps up to 4 KiB (or 80 lines) of log, of which the last lines say why.
+pub const MAX_FAILURE_OUTPUT: usize = 1024;
+
+/// The end of `text`, at most `max` bytes, cut on a UTF-8 character boundary (and marked when cut).
+pub fn tail(text: &str, max: usize) -> String {
+    let text = text.trim();
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    const MARK: &str = "…";
+    let mut start = text.len() - (max - MARK.len());
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("{MARK}{}", &text[start..])
+}
+
+/// The termination message of the failed container of Job `job`'s newest failed Pod (the backup container
+/// first), cut to [`MAX_FAILURE_OUTPUT`]. Pods are matched by the `batch.kubernetes.io/job-name` label the job
+/// controller sets.
+pub fn failure_output(job: &str, pods: &[&Pod]) -> Option<String> {
+    let mut failed: Vec<&Pod> = pods
+        .iter()
+        .copied()
+        .filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("batch.kubernetes.io/job-name"))
+                .is_some_and(|j| j == job)
+        })
+        .collect();
+    failed.sort_by_key(|p| {
+        std::cmp::Reverse((
+            p.metadata.creation_timestamp.clone().map(|t| t.0),
+            p.metadata.name.clone(),
+        ))
+    });
+    failed.into_iter().find_map(|pod| {
+        let mut statuses: Vec<_> = pod
+            .status
+            .as_ref()?
+            .container_statuses
+            .iter()
+            .flatten()
+            .collect();
+        statuses.sort_by_key(|c| c.name != template_engine::CONTAINER_NAME);
+        statuses.into_iter().find_map(|c| {
+            let terminated = c.state.as_ref()?.terminated.as_ref()?;
+            let message = terminated.message.as_deref()?.trim();
+            (terminated.exit_code != 0 && !message.is_empty())
+                .then(|| tail(message, MAX_FAILURE_OUTPUT))
+        })
+    })
+}
+
+/// Go's `time.Duration` text (`45s`, `5m3s`, `1h0m5s`), as `kubectl` users know it.
+pub fn duration_text(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
 /// What the runs of one ScheduledBackup say.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunsSummary {
@@ -109,6 +179,12 @@ pub struct RunsSummary {
     pub last_failed_time: Option<Time>,
     /// The most recently finished Job: `Ok(job name)` when it succeeded, `Err((job name, message))` when it failed.
     pub last_finished: Option<Result<String, (String, String)>>,
+    /// How long the most recently finished Job ran (`Go` duration text).
+    pub last_run_duration: Option<String>,
+    /// Failed runs since the last success.
+    pub consecutive_failures: Option<i32>,
+    /// Why the newest failed run failed: its container's output, else the Job's failure reason.
+    pub last_failure_message: Option<String>,
 }
 
 fn newest(a: Option<Time>, b: Option<Time>) -> Option<Time> {
@@ -118,9 +194,16 @@ fn newest(a: Option<Time>, b: Option<Time>) -> Option<Time> {
     }
 }
 
-/// Summarises the CronJob and the Jobs it spawned. `previous` keeps the last-run times monotonic after the
-/// CronJob's history limit deletes old Jobs.
-pub fn summarise(cron_job: Option<&CronJob>, jobs: &[&Job], previous: &RunsSummary) -> RunsSummary {
+/// Summarises the CronJob and the Jobs it spawned (and their Pods, for the failure output). `previous` keeps the
+/// last-run times monotonic after the CronJob's history limit deletes old Jobs, and carries the count of
+/// consecutive failures: failures are counted as they are first seen (finished after the recorded last failure),
+/// and a success newer than the recorded one resets the count.
+pub fn summarise(
+    cron_job: Option<&CronJob>,
+    jobs: &[&Job],
+    pods: &[&Pod],
+    previous: &RunsSummary,
+) -> RunsSummary {
     let mut jobs: Vec<&Job> = jobs.to_vec();
     // Newest first; the name breaks ties so the order is stable.
     jobs.sort_by(|a, b| {
@@ -146,6 +229,8 @@ pub fn summarise(cron_job: Option<&CronJob>, jobs: &[&Job], previous: &RunsSumma
         ..Default::default()
     };
     let mut last_finished_at: Option<jiff::Timestamp> = None;
+    let mut failures: Vec<jiff::Timestamp> = Vec::new();
+    let mut newest_failure: Option<(Option<jiff::Timestamp>, String)> = None;
     for job in &jobs {
         let name = job.metadata.name.clone().unwrap_or_default();
         let (at, result) = match job_outcome(job) {
@@ -156,6 +241,15 @@ pub fn summarise(cron_job: Option<&CronJob>, jobs: &[&Job], previous: &RunsSumma
             }
             JobOutcome::Failed(at, why) => {
                 summary.last_failed_time = newest(summary.last_failed_time.take(), at.clone());
+                failures.extend(at.as_ref().map(|t| t.0));
+                let why = match failure_output(&name, pods) {
+                    Some(output) => format!("{why}; output: {output}"),
+                    None => why,
+                };
+                let at_ts = at.as_ref().map(|t| t.0);
+                if newest_failure.as_ref().is_none_or(|(t, _)| at_ts > *t) {
+                    newest_failure = Some((at_ts, why.clone()));
+                }
                 (at, Err((name, why)))
             }
             JobOutcome::Pending | JobOutcome::Running => continue,
@@ -164,11 +258,44 @@ pub fn summarise(cron_job: Option<&CronJob>, jobs: &[&Job], previous: &RunsSumma
         if summary.last_finished.is_none() || at > last_finished_at {
             last_finished_at = at;
             summary.last_finished = Some(result);
+            let started = job.status.as_ref().and_then(|s| s.start_time.as_ref());
+            summary.last_run_duration = started
+                .zip(at)
+                .map(|(start, end)| duration_text(end.duration_since(start.0).as_secs()));
         }
     }
     if summary.last_finished.is_none() {
         summary.last_finished = previous.last_finished.clone();
     }
+    if summary.last_run_duration.is_none() {
+        summary.last_run_duration = previous.last_run_duration.clone();
+    }
+    summary.last_failure_message = newest_failure
+        .map(|(_, why)| why)
+        .or_else(|| previous.last_failure_message.clone());
+
+    let after = |since: Option<&Time>| {
+        failures
+            .iter()
+            .filter(|f| since.is_none_or(|s| **f > s.0))
+            .count() as i32
+    };
+    let newer_success = summary.last_successful_time.as_ref().map(|t| t.0)
+        > previous.last_successful_time.as_ref().map(|t| t.0);
+    summary.consecutive_failures = if newer_success {
+        Some(after(summary.last_successful_time.as_ref()))
+    } else {
+        let counted_until = newest(
+            previous.last_failed_time.clone(),
+            previous.last_successful_time.clone(),
+        );
+        let new = after(counted_until.as_ref());
+        match previous.consecutive_failures {
+            Some(count) => Some(count + new),
+            None if new > 0 => Some(new),
+            None => None,
+        }
+    };
 
     if let Some(cron_job) = cron_job {
         let name = cron_job.metadata.name.clone().unwrap_or_default();
@@ -278,7 +405,12 @@ status:
     #[test]
     fn the_newest_finished_job_decides_the_last_run() {
         let (ok, failed, running) = (job(SUCCEEDED), job(FAILED), job(RETRYING));
-        let summary = summarise(None, &[&ok, &failed, &running], &RunsSummary::default());
+        let summary = summarise(
+            None,
+            &[&ok, &failed, &running],
+            &[],
+            &RunsSummary::default(),
+        );
         assert_eq!(
             summary.last_successful_time,
             Some(t("2026-01-03T02:05:00Z"))
@@ -302,7 +434,7 @@ status:
             last_failed_time: Some(t("2025-12-01T00:00:00Z")),
             ..Default::default()
         };
-        let summary = summarise(None, &[&job(SUCCEEDED)], &previous);
+        let summary = summarise(None, &[&job(SUCCEEDED)], &[], &previous);
         assert_eq!(summary.last_failed_time, Some(t("2025-12-01T00:00:00Z")));
         assert_eq!(
             summary.last_successful_time,
@@ -316,7 +448,7 @@ status:
             "metadata: {name: app1-backup}\nspec: {schedule: '0 2 * * *', suspend: true, jobTemplate: {spec: {template: {}}}}\nstatus: {lastScheduleTime: '2026-01-04T02:00:00Z'}\n",
         )
         .unwrap();
-        let summary = summarise(Some(&cron), &[], &RunsSummary::default());
+        let summary = summarise(Some(&cron), &[], &[], &RunsSummary::default());
         assert_eq!(summary.health[0].child.kind, "CronJob");
         assert_eq!(
             summary.health[0].message,
@@ -324,5 +456,131 @@ status:
         );
         assert_eq!(summary.last_schedule_time, Some(t("2026-01-04T02:00:00Z")));
         assert_eq!(summary.last_finished, None);
+    }
+
+    fn failed_pod(job: &str, created: &str, containers: &[(&str, i32, &str)]) -> Pod {
+        let statuses: Vec<serde_json::Value> = containers
+            .iter()
+            .map(|(name, code, message)| {
+                serde_json::json!({"name": name, "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": code, "message": message}}})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{job}-{created}"), "creationTimestamp": created,
+                         "labels": {"batch.kubernetes.io/job-name": job}},
+            "status": {"phase": "Failed", "containerStatuses": statuses}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_failed_run_says_why_with_the_end_of_the_containers_output() {
+        let pods = [
+            failed_pod(
+                "app1-backup-4",
+                "2026-01-04T02:00:01Z",
+                &[("backup-maker", 1, "pg_dump: error: connection refused\n")],
+            ),
+            failed_pod(
+                "app1-backup-4",
+                "2026-01-04T02:05:00Z",
+                &[("backup-maker", 2, "disk full")],
+            ),
+            failed_pod(
+                "other-job",
+                "2026-01-04T02:06:00Z",
+                &[("backup-maker", 1, "not ours")],
+            ),
+        ];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let summary = summarise(None, &[&job(FAILED)], &refs, &RunsSummary::default());
+        let expected =
+            "BackoffLimitExceeded: Job has reached the specified backoff limit; output: disk full";
+        assert_eq!(
+            summary.last_finished,
+            Some(Err(("app1-backup-4".into(), expected.into())))
+        );
+        assert_eq!(summary.last_failure_message.as_deref(), Some(expected));
+        // Without the Pod (garbage-collected), the Job's reason is all there is.
+        let summary = summarise(None, &[&job(FAILED)], &[], &RunsSummary::default());
+        assert_eq!(
+            summary.last_failure_message.as_deref(),
+            Some("BackoffLimitExceeded: Job has reached the specified backoff limit")
+        );
+    }
+
+    #[test]
+    fn the_backup_containers_message_wins_and_a_zero_exit_says_nothing() {
+        let pod = failed_pod(
+            "j",
+            "2026-01-04T02:00:01Z",
+            &[
+                ("sidecar", 1, "sidecar died"),
+                ("backup-maker", 3, "upload refused"),
+            ],
+        );
+        assert_eq!(
+            failure_output("j", &[&pod]).as_deref(),
+            Some("upload refused")
+        );
+        let ok = failed_pod("j", "2026-01-04T02:00:01Z", &[("backup-maker", 0, "done")]);
+        assert_eq!(failure_output("j", &[&ok]), None);
+    }
+
+    #[test]
+    fn a_long_output_keeps_its_last_kibibyte_cut_on_a_character_boundary() {
+        let long = format!("start {}", "ü".repeat(2000));
+        let cut = tail(&long, MAX_FAILURE_OUTPUT);
+        assert!(cut.len() <= MAX_FAILURE_OUTPUT, "{}", cut.len());
+        assert!(cut.len() >= MAX_FAILURE_OUTPUT - 4, "{}", cut.len());
+        assert!(cut.starts_with('…') && cut.ends_with('ü') && !cut.contains("start"));
+        assert_eq!(tail("  short\n", 1024), "short");
+    }
+
+    #[test]
+    fn the_duration_of_the_newest_finished_run_is_in_go_form() {
+        let summary = summarise(
+            None,
+            &[&job(SUCCEEDED), &job(FAILED)],
+            &[],
+            &RunsSummary::default(),
+        );
+        // FAILED: started 02:00:01, failed 02:09:00.
+        assert_eq!(summary.last_run_duration.as_deref(), Some("8m59s"));
+        assert_eq!(duration_text(3605), "1h0m5s");
+        assert_eq!(duration_text(45), "45s");
+    }
+
+    fn failed_at(name: &str, at: &str) -> Job {
+        job(&format!(
+            "metadata: {{name: {name}, creationTimestamp: '{at}'}}\nstatus:\n  startTime: '{at}'\n  conditions: [{{type: Failed, status: 'True', reason: BackoffLimitExceeded, lastTransitionTime: '{at}'}}]\n"
+        ))
+    }
+
+    #[test]
+    fn consecutive_failures_count_each_failure_once_and_a_success_resets_them() {
+        let first = failed_at("j-1", "2026-01-05T02:00:00Z");
+        let s1 = summarise(None, &[&first], &[], &RunsSummary::default());
+        assert_eq!(s1.consecutive_failures, Some(1));
+        // Seen again (a later reconcile): not counted twice.
+        let again = summarise(None, &[&first], &[], &s1);
+        assert_eq!(again.consecutive_failures, Some(1));
+        // The history limit deleted j-1; j-2 failed: 2.
+        let second = failed_at("j-2", "2026-01-06T02:00:00Z");
+        let s2 = summarise(None, &[&second], &[], &again);
+        assert_eq!(s2.consecutive_failures, Some(2));
+        // A success resets; a failure after it counts from 0.
+        let ok = job(SUCCEEDED.replace("2026-01-03", "2026-01-07").as_str());
+        let s3 = summarise(None, &[&second, &ok], &[], &s2);
+        assert_eq!(s3.consecutive_failures, Some(0));
+        let third = failed_at("j-3", "2026-01-08T02:00:00Z");
+        let s4 = summarise(None, &[&ok, &third], &[], &s3);
+        assert_eq!(s4.consecutive_failures, Some(1));
+        // Nothing ever finished: no count at all.
+        assert_eq!(
+            summarise(None, &[], &[], &RunsSummary::default()).consecutive_failures,
+            None
+        );
     }
 }

@@ -3,13 +3,15 @@
 //! - **Watches**: ScheduledBackups; the ConfigMaps, Secrets, PodTemplates and CronJobs it manages (label
 //!   `app.kubernetes.io/managed-by=backup-maker-scheduled-controller`); Jobs labelled `riotkit.org/scheduled-backup`;
 //!   ClusterBackupProcedureTemplates (mapped to the SBs using them); Secret metadata (mapped to the SBs whose
-//!   token, vars or key Secret it is).
+//!   token, vars or key Secret it is); the Pods of the Jobs (labelled `riotkit.org/scheduled-backup`, cached
+//!   stripped to their containers' terminated states: why a run failed).
 //! - **Writes** (server-side apply, field manager `backup-maker-scheduled-controller`): per operation a ConfigMap
 //!   (script), a Secret (`HelmValues.env`) and a PodTemplate (the pod the action-controller runs for an action of
 //!   that operation, Job settings as annotations: the only thing the two controllers share is this object), the
 //!   CronJob of `spec.operation` when enabled, and `.status`.
 //!   Children this SB no longer needs are deleted. Nothing is written when everything already matches.
-//! - **Owns conditions**: `Ready`, `TemplateRendered`, `ChildrenApplied`, `LastRunSucceeded` (gpg-keygen owns
+//! - **Owns conditions**: `Ready`, `TemplateRendered`, `ChildrenApplied`, `LastRunSucceeded`, `Overdue` (requeued
+//!   at the exact moment it would turn `True`; gpg-keygen owns
 //!   `GPGKeyReady`, which this controller waits for).
 
 pub mod apply;
@@ -17,6 +19,7 @@ pub mod dereference;
 pub mod diff;
 pub mod error;
 pub mod health;
+pub mod pods;
 pub mod reconcile;
 pub mod status;
 pub mod validate;
@@ -30,7 +33,7 @@ use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
 use crd_types::{ClusterBackupProcedureTemplate, ScheduledBackup};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, PodTemplate, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodTemplate, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, controller, watcher};
@@ -58,6 +61,10 @@ pub struct Stores {
     pub jobs: Store<Job>,
     /// Those Jobs by the uid of their owner (a CronJob's runs without scanning every Job).
     pub jobs_by_owner: Arc<ReverseIndex<Job>>,
+    /// The Pods of those Jobs, stripped to their terminated states (see [`pods`]).
+    pub pods: Store<Pod>,
+    /// Those Pods by the uid of their Job.
+    pub pods_by_owner: Arc<ReverseIndex<Pod>>,
     /// All procedure templates.
     pub templates: Store<ClusterBackupProcedureTemplate>,
 }
@@ -138,6 +145,13 @@ pub async fn run(
             move |event| index.observe(event)
         },
     );
+    let pods_by_owner = Arc::new(ReverseIndex::new(pods::owners));
+    let (pods, pod_stream) = pods::cached(
+        scoped_api::<Pod>(&client, ns.as_deref()),
+        watcher::Config::default().labels(labels::SCHEDULED_BACKUP),
+        &watches,
+        pods_by_owner.clone(),
+    );
     let (templates, template_stream) = cached(
         Api::<ClusterBackupProcedureTemplate>::all(client.clone()),
         watcher::Config::default(),
@@ -186,6 +200,8 @@ pub async fn run(
             cron_jobs,
             jobs,
             jobs_by_owner,
+            pods,
+            pods_by_owner,
             templates,
         },
         metrics: config.metrics.clone(),
@@ -202,6 +218,12 @@ pub async fn run(
         .watches_stream(job_stream, |job: Job| {
             let sb = job.labels().get(labels::SCHEDULED_BACKUP).cloned();
             sb.zip(job.namespace())
+                .map(|(name, ns)| ObjectRef::new(&name).within(&ns))
+        })
+        // A failed Pod's termination message is read when its Job fails; the Pod may arrive after the Job.
+        .watches_stream(pod_stream, |pod: Pod| {
+            let sb = pod.labels().get(labels::SCHEDULED_BACKUP).cloned();
+            sb.zip(pod.namespace())
                 .map(|(name, ns)| ObjectRef::new(&name).within(&ns))
         })
         .watches_stream(

@@ -23,7 +23,7 @@ use crate::apply::{Changes, sync_kind};
 use crate::dereference::dereference;
 use crate::error::Error;
 use crate::health::summarise;
-use crate::status::{Outcome, desired_status, owned_part, previous_runs};
+use crate::status::{Outcome, Scheduling, desired_status, owned_part, previous_runs};
 
 /// Requeue of a converged object: a safety net only, every real change arrives through a watch.
 pub const RESYNC: Duration = Duration::from_secs(10 * 60);
@@ -99,10 +99,20 @@ async fn reconcile_inner(
     };
 
     let runs = observe_runs(ctx, sb, &namespace, &uid, applied_cron_job);
-    let now = Time(jiff::Timestamp::now());
-    let status = desired_status(sb, &outcome, &runs, now);
+    let scheduling = Scheduling::of(sb);
+    let now = jiff::Timestamp::now();
+    let status = desired_status(sb, &outcome, &runs, &scheduling, Time(now));
     write_status(ctx, sb, &namespace, status).await?;
-    Ok((Action::requeue(RESYNC), failure))
+    // Back exactly when Overdue would turn True (no polling); a new success arrives through the Job watch.
+    let overdue_in = crate::status::overdue_deadline(sb, &scheduling, &runs)
+        .filter(|deadline| *deadline > now)
+        .and_then(|deadline| Duration::try_from(deadline.duration_since(now)).ok());
+    Ok((Action::requeue(requeue_after(overdue_in)), failure))
+}
+
+/// The resync, or sooner when `Overdue` flips before it.
+pub fn requeue_after(overdue_in: Option<Duration>) -> Duration {
+    overdue_in.map_or(RESYNC, |d| d.min(RESYNC))
 }
 
 /// What a successful apply pass produced.
@@ -220,7 +230,26 @@ fn observe_runs(
         .filter_map(|job| ctx.stores.jobs.get(job))
         .collect();
     let job_refs: Vec<&Job> = jobs.iter().map(|j| j.as_ref()).collect();
-    summarise(cron_job.as_deref(), &job_refs, &previous_runs(sb))
+    // Only the Pods of failed Jobs matter (their termination messages), found through the owner index.
+    let pods: Vec<Arc<k8s_openapi::api::core::v1::Pod>> = jobs
+        .iter()
+        .filter(|j| {
+            matches!(
+                crate::health::job_outcome(j),
+                crate::health::JobOutcome::Failed(..)
+            )
+        })
+        .filter_map(|j| j.uid())
+        .flat_map(|job_uid| ctx.stores.pods_by_owner.get(&job_uid))
+        .filter_map(|pod| ctx.stores.pods.get(&pod))
+        .collect();
+    let pod_refs: Vec<&k8s_openapi::api::core::v1::Pod> = pods.iter().map(|p| p.as_ref()).collect();
+    summarise(
+        cron_job.as_deref(),
+        &job_refs,
+        &pod_refs,
+        &previous_runs(sb),
+    )
 }
 
 /// Server-side applies the status this controller owns, only when it differs from what is stored.
@@ -340,7 +369,28 @@ async fn publish_status_events(
         )
         .await;
     }
-    if after.last_failed_time.is_some() && after.last_failed_time != before.last_failed_time {
+    use crd_types::constants::condition_types::OVERDUE;
+    let overdue_before = crd_types::conditions::is_true(&before.conditions, OVERDUE);
+    if let Some(overdue) = crd_types::conditions::find(&after.conditions, OVERDUE)
+        && overdue.status == "True"
+        && !overdue_before
+    {
+        warn!(message = %overdue.message, "ScheduledBackup is overdue");
+        publish(
+            ctx,
+            sb,
+            EventType::Warning,
+            "Overdue",
+            "CheckSchedule",
+            overdue.message.clone(),
+        )
+        .await;
+    }
+    // Also when only the message changed: the failed container's output can arrive after the Job's failure.
+    if after.last_failed_time.is_some()
+        && (after.last_failed_time != before.last_failed_time
+            || after.last_failure_message != before.last_failure_message)
+    {
         let message = crd_types::conditions::find(
             &after.conditions,
             crd_types::constants::condition_types::LAST_RUN_SUCCEEDED,

@@ -790,3 +790,244 @@ async fn a_child_the_api_server_refuses_is_reported_as_the_users_input_and_not_r
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(fake.total_writes(), 0, "{:#?}", fake.write_log());
 }
+
+fn condition(sb: &Value, type_: &str) -> Option<Value> {
+    sb["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
+}
+
+#[tokio::test]
+async fn a_spread_schedule_reaches_the_cronjob_and_the_status_as_its_concrete_expression() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup(
+        "app",
+        json!({"cronJob": {"enabled": true, "scheduleEvery": "H 3 * * *"}}),
+    ))
+    .unwrap();
+    let _world = start(fake.clone());
+    wait_ready(&fake, "app").await;
+    quiet(&fake).await;
+    let minute = crd_types::spread::seed(NS, "app") % 60;
+    let concrete = format!("{minute} 3 * * *");
+    let cron = fake.get("cronjobs", NS, "app-backup").unwrap();
+    assert_eq!(cron["spec"]["schedule"], json!(concrete));
+    assert_eq!(cron["spec"]["startingDeadlineSeconds"], json!(3600));
+    let sb = fake.get("scheduledbackups", NS, "app").unwrap();
+    assert_eq!(sb["status"]["effectiveSchedule"], json!(concrete));
+    // The next run is the next HH:MM of that expression, whole minutes.
+    let next: jiff::Timestamp = sb["status"]["nextScheduleTime"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = jiff::Timestamp::now();
+    assert!(next > now && next.duration_since(now) <= jiff::SignedDuration::from_hours(24));
+    let utc = next.to_zoned(jiff::tz::TimeZone::UTC);
+    assert_eq!(
+        (utc.hour(), utc.minute() as u64, utc.second()),
+        (3, minute, 0)
+    );
+    let overdue = condition(&sb, "Overdue").unwrap();
+    assert_eq!(
+        (overdue["status"].as_str(), overdue["reason"].as_str()),
+        (Some("False"), Some("OnSchedule"))
+    );
+}
+
+#[tokio::test]
+async fn a_failed_run_says_why_in_status_condition_and_event_and_a_success_resets_the_count() {
+    use fake_apiserver::testing::{Outcome, finish_job_pod};
+    let fake = server();
+    seed(&fake);
+    // No retries: the first failed Pod fails the Job.
+    let vars = "Params: {hostname: db, port: 5432, db: app, user: app, password: pw}\nRepository: {url: 'https://b.example.org', passphrase: '', collectionId: c1}\nHelmValues: {backoffLimit: 0}\n";
+    fake.insert(scheduled_backup("app", json!({"vars": vars})))
+        .unwrap();
+    let _world = start(fake.clone());
+    wait_ready(&fake, "app").await;
+
+    let output = "pg_dump: error: connection to server at \"db\" (10.0.0.7), port 5432 failed: Connection refused";
+    let base = std::time::SystemTime::now() - Duration::from_secs(3 * 3600);
+    let job = fake
+        .fire_cronjob_at(NS, "app-backup", base)
+        .unwrap()
+        .unwrap();
+    let job_name = job["metadata"]["name"].as_str().unwrap().to_string();
+    finish_job_pod(
+        fake.client(),
+        NS,
+        &job_name,
+        Outcome::Failed {
+            exit_code: 1,
+            message: format!("dumping app...\n{output}\n"),
+        },
+    )
+    .await
+    .unwrap();
+    wait(&fake, "the failure output in status", |s| {
+        s.get("scheduledbackups", NS, "app").is_some_and(|sb| {
+            sb["status"]["lastFailureMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains(output))
+                && sb["status"]["consecutiveFailures"] == 1
+        })
+    })
+    .await;
+    let sb = fake.get("scheduledbackups", NS, "app").unwrap();
+    let last_run = condition(&sb, "LastRunSucceeded").unwrap();
+    assert_eq!(last_run["status"], "False");
+    assert!(
+        last_run["message"].as_str().unwrap().contains(output),
+        "{last_run}"
+    );
+    assert!(
+        sb["status"]["lastRunDuration"]
+            .as_str()
+            .unwrap()
+            .ends_with('s')
+    );
+    assert_eq!(sb["status"]["healthy"], false);
+    wait(&fake, "a JobFailed event with the output", |s| {
+        let mut events = s.list("events");
+        events.extend(s.list("events.events.k8s.io"));
+        events.iter().any(|e| {
+            e["type"] == "Warning"
+                && e["reason"] == "JobFailed"
+                && e["note"]
+                    .as_str()
+                    .or(e["message"].as_str())
+                    .is_some_and(|n| n.contains(output))
+        })
+    })
+    .await;
+
+    // A second failure counts 2; a success resets to 0 and keeps the last failure's message. Failures are told
+    // apart by their (second-resolution) times, as the runs of one CronJob are at least a minute apart.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = fake
+        .fire_cronjob_at(NS, "app-backup", base + Duration::from_secs(3600))
+        .unwrap()
+        .unwrap();
+    finish_job_pod(
+        fake.client(),
+        NS,
+        second["metadata"]["name"].as_str().unwrap(),
+        Outcome::Failed {
+            exit_code: 2,
+            message: "upload refused".into(),
+        },
+    )
+    .await
+    .unwrap();
+    wait(&fake, "two consecutive failures", |s| {
+        s.get("scheduledbackups", NS, "app")
+            .is_some_and(|sb| sb["status"]["consecutiveFailures"] == 2)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let third = fake
+        .fire_cronjob_at(NS, "app-backup", base + Duration::from_secs(7200))
+        .unwrap()
+        .unwrap();
+    finish_job_pod(
+        fake.client(),
+        NS,
+        third["metadata"]["name"].as_str().unwrap(),
+        Outcome::Succeeded,
+    )
+    .await
+    .unwrap();
+    wait(&fake, "the count reset by a success", |s| {
+        s.get("scheduledbackups", NS, "app").is_some_and(|sb| {
+            sb["status"]["consecutiveFailures"] == 0
+                && condition(&sb, "LastRunSucceeded").is_some_and(|c| c["status"] == "True")
+        })
+    })
+    .await;
+    let sb = fake.get("scheduledbackups", NS, "app").unwrap();
+    assert!(
+        sb["status"]["lastFailureMessage"]
+            .as_str()
+            .unwrap()
+            .contains("upload refused")
+    );
+}
+
+#[tokio::test]
+async fn overdue_turns_true_at_its_deadline_without_polling_and_a_success_clears_it() {
+    use fake_apiserver::testing::{Outcome, finish_job_pod};
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup(
+        "app",
+        json!({"cronJob": {"enabled": true, "scheduleEvery": "0 3 * * *", "overdueAfter": "4s"}}),
+    ))
+    .unwrap();
+    let _world = start(fake.clone());
+    wait_ready(&fake, "app").await;
+    let sb = fake.get("scheduledbackups", NS, "app").unwrap();
+    let created: jiff::Timestamp = sb["metadata"]["creationTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let deadline = created + jiff::SignedDuration::from_secs(4);
+    assert_eq!(condition(&sb, "Overdue").unwrap()["status"], "False");
+    quiet(&fake).await;
+    fake.reset_counters();
+
+    wait(&fake, "Overdue=True", |s| {
+        s.get("scheduledbackups", NS, "app")
+            .and_then(|sb| condition(&sb, "Overdue"))
+            .is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    let flipped = jiff::Timestamp::now();
+    assert!(
+        flipped >= deadline,
+        "flipped at {flipped}, deadline {deadline}"
+    );
+    assert!(
+        flipped.duration_since(deadline) < jiff::SignedDuration::from_secs(2),
+        "flipped at {flipped}, deadline {deadline}: the requeue is at the deadline, not a poll"
+    );
+    let sb = fake.get("scheduledbackups", NS, "app").unwrap();
+    let overdue = condition(&sb, "Overdue").unwrap();
+    assert_eq!(overdue["reason"], "NoRecentSuccess");
+    assert_eq!(condition(&sb, "Ready").unwrap()["status"], "True");
+    assert_eq!(sb["status"]["healthy"], false);
+    quiet(&fake).await;
+    // Exactly one status write for the flip (plus its Event), nothing before or after.
+    assert_eq!(
+        fake.write_count("scheduledbackups/status", Verb::Apply),
+        1,
+        "{:#?}",
+        fake.write_log()
+    );
+    let events = fake.events_for("app");
+    let warnings: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "Warning" && e["reason"] == "Overdue")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{events:#?}");
+
+    let job = fake.fire_cronjob(NS, "app-backup").unwrap().unwrap();
+    finish_job_pod(
+        fake.client(),
+        NS,
+        job["metadata"]["name"].as_str().unwrap(),
+        Outcome::Succeeded,
+    )
+    .await
+    .unwrap();
+    wait(&fake, "Overdue=False after a success", |s| {
+        s.get("scheduledbackups", NS, "app")
+            .and_then(|sb| condition(&sb, "Overdue"))
+            .is_some_and(|c| c["status"] == "False")
+    })
+    .await;
+}
