@@ -7,7 +7,7 @@
 //! lists and watches: it makes no API writes at all.
 
 use crd_types::constants::{condition_types, labels};
-use crd_types::schedule::{self, Schedule};
+use crd_types::schedule::{self, OverdueAfter, Schedule};
 use crd_types::{ActionPhase, RequestedBackupAction, ScheduledBackup};
 use futures::FutureExt as _;
 use jiff::{SignedDuration, Timestamp};
@@ -218,10 +218,13 @@ pub fn scheduled_backup_values(
             .and_then(|c| c.spec.as_ref())
             .and_then(|s| s.suspend)
             == Some(true);
-    let active_schedule: Option<Schedule> = if cron.enabled && !suspended {
-        cron.schedule_every
-            .as_deref()
-            .and_then(|expr| schedule::parse_kubernetes_cron(expr, cron.time_zone.as_deref()).ok())
+    // The SB's effective schedule (`H` resolved from its namespace/name) and overdue rule, from the same
+    // crd-types code as the scheduled-controller's `Overdue` condition; `grace` is the default rule's grace.
+    let active_schedule: Option<(Schedule, OverdueAfter)> = if cron.enabled && !suspended {
+        let (namespace, name) = (sb.namespace().unwrap_or_default(), sb.name_any());
+        cron.schedule(&namespace, &name)
+            .ok()
+            .zip(cron.overdue_after(grace).ok())
     } else {
         None
     };
@@ -231,9 +234,15 @@ pub fn scheduled_backup_values(
         .as_ref()
         .map_or(Timestamp::MIN, |t| t.0);
     let (next_scheduled, overdue) = match &active_schedule {
-        Some(s) => (
+        Some((s, policy)) => (
             s.next_after(now),
-            Some(schedule::is_overdue(s, last_success, created, now, grace)),
+            Some(schedule::is_overdue_at(
+                s,
+                *policy,
+                last_success,
+                created,
+                now,
+            )),
         ),
         None => (None, None),
     };
@@ -929,6 +938,49 @@ mod tests {
             assert_eq!((v.next_scheduled, v.overdue), (None, None), "{cron}");
             assert!(!v.ready);
         }
+    }
+
+    #[test]
+    fn a_spread_schedule_is_evaluated_as_the_concrete_expression_of_its_sb() {
+        let b = sb(
+            "n",
+            "db",
+            "backup",
+            json!({"enabled": true, "scheduleEvery": "H 2 * * *"}),
+            json!({}),
+        );
+        let minute = crd_types::spread::seed("n", "db") % 60;
+        let v = scheduled_backup_values(&b, None, None, ts("2025-01-10T12:00:00Z"), HOUR);
+        assert_eq!(
+            v.next_scheduled,
+            Some(ts(&format!("2025-01-11T02:{minute:02}:00Z")))
+        );
+    }
+
+    #[test]
+    fn the_exporter_and_the_controller_agree_on_overdue_including_overdue_after() {
+        let b = sb(
+            "n",
+            "db",
+            "backup",
+            json!({"enabled": true, "scheduleEvery": "0 2 * * *", "overdueAfter": "50h"}),
+            json!({"lastSuccessfulTime": "2025-01-10T02:04:00Z"}),
+        );
+        let deadline = ts("2025-01-12T04:04:00Z");
+        let v = |now: Timestamp| scheduled_backup_values(&b, None, None, now, HOUR).overdue;
+        assert_eq!(v(deadline - SignedDuration::from_nanos(1)), Some(false));
+        assert_eq!(v(deadline), Some(true));
+        // The deadline the scheduled-controller requeues at and flips its condition on.
+        let cron = &b.spec.cron_job;
+        assert_eq!(
+            schedule::overdue_deadline(
+                &cron.schedule("n", "db").unwrap(),
+                cron.overdue_after(schedule::DEFAULT_OVERDUE_GRACE).unwrap(),
+                Some(ts("2025-01-10T02:04:00Z")),
+                ts("2025-01-01T00:00:00Z"),
+            ),
+            Some(deadline)
+        );
     }
 
     #[test]

@@ -24,7 +24,9 @@ enum Command {
     Run {
         #[command(flatten)]
         run: RunArgs,
-        /// How long after an expected run a missing success counts as overdue (e.g. 30m, 1h, 2h30m).
+        /// How long after an expected run a missing success counts as overdue (e.g. 30m, 1h, 2h30m), for
+        /// ScheduledBackups without `spec.cronJob.overdueAfter`. Keep the default (1h) to agree with the
+        /// scheduled-controller's `Overdue` condition.
         #[arg(long, env = "BMC_OVERDUE_GRACE", default_value = "1h", value_parser = parse_grace)]
         overdue_grace: SignedDuration,
     },
