@@ -393,7 +393,7 @@ pub struct ScheduledBackupStatus {
     /// Health of the CronJob's most recent Jobs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children_resources_health: Vec<JobHealthStatus>,
-    /// Ready and the most recent run did not fail.
+    /// Ready, the most recent run did not fail, and not `Overdue`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy: Option<bool>,
     /// Hash of the spec the children were rendered from (kept for compatibility with the original).
