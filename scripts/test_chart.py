@@ -57,6 +57,7 @@ EXPECTED_CLUSTER_RULES = {
         ("", ["secrets", "configmaps", "podtemplates"], READ | {C, P, D}),
         ("batch", "cronjobs", READ | {C, P, D}),
         ("batch", "jobs", READ),
+        ("", "pods", READ),
         EVENTS,
     ),
     "action-controller": rules(

@@ -81,6 +81,14 @@ if lastRunFailed then
   return hs
 end
 
+-- Overdue: no run succeeded within spec.cronJob.overdueAfter (the controller flips it at the deadline).
+local overdue = condition("Overdue")
+if overdue ~= nil and overdue.status == "True" then
+  hs.status = "Degraded"
+  hs.message = "Overdue: " .. text(overdue, "no recent successful run")
+  return hs
+end
+
 hs.status = "Healthy"
 hs.message = text(ready, "Ready")
 return hs
