@@ -53,6 +53,7 @@ EXPECTED_CLUSTER_RULES = {
         ("riotkit.org", "scheduledbackups", READ),
         ("riotkit.org", "scheduledbackups/status", {P}),
         ("riotkit.org", "scheduledbackups/finalizers", {"update"}),
+        ("riotkit.org", "requestedbackupactions", {C}),
         ("riotkit.org", "clusterbackupproceduretemplates", READ),
         ("", ["secrets", "configmaps", "podtemplates"], READ | {C, P, D}),
         ("batch", "cronjobs", READ | {C, P, D}),

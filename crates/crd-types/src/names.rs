@@ -52,6 +52,13 @@ pub fn job_name(action_name: &str) -> String {
     bounded(action_name, "", MAX_LABEL_VALUE)
 }
 
+/// Name of the RequestedBackupAction `spec.cronJob.runOnCreate` creates for generation `generation` of a
+/// ScheduledBackup: `<sb>-on-create-<generation>`, bounded to 63 characters so its Job gets the same name.
+/// Deterministic, so a restarted controller finds the action it already created instead of making a second.
+pub fn run_on_create_action(sb_name: &str, generation: i64) -> String {
+    bounded(sb_name, &format!("-on-create-{generation}"), MAX_LABEL_VALUE)
+}
+
 /// A label value derived from `s`: at most 63 characters, with a hash suffix when truncated.
 pub fn label_value(s: &str) -> String {
     bounded(s, "", MAX_LABEL_VALUE)
@@ -77,6 +84,15 @@ mod tests {
         assert!(name.ends_with("-restore"), "{name}");
         assert_eq!(name, child_name(&sb, Operation::Restore), "deterministic");
         assert_ne!(name, child_name(&"a".repeat(61), Operation::Restore));
+    }
+
+    #[test]
+    fn the_run_on_create_action_is_named_by_sb_and_generation_within_63_characters() {
+        assert_eq!(run_on_create_action("app1", 3), "app1-on-create-3");
+        let long = run_on_create_action(&"d".repeat(80), 12);
+        assert!(long.len() <= MAX_LABEL_VALUE && long.ends_with("-on-create-12"), "{long}");
+        assert_eq!(job_name(&long), long, "its Job gets the same name");
+        assert_ne!(long, run_on_create_action(&"d".repeat(80), 13));
     }
 
     #[test]

@@ -146,6 +146,12 @@ pub struct CronJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     pub overdue_after: Option<String>,
+
+    /// Run `spec.operation` once as soon as the ScheduledBackup is Ready, without waiting for the schedule: the
+    /// scheduled-controller creates the RequestedBackupAction `<name>-on-create-<generation>` once per generation
+    /// that turns this on (turning it off and on again runs again). Works with `enabled: false` too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_on_create: Option<bool>,
 }
 
 /// The CronJob's `startingDeadlineSeconds` when `spec.cronJob.startingDeadlineSeconds` is not set.
@@ -214,6 +220,7 @@ impl Default for CronJobSpec {
             failed_jobs_history_limit: None,
             starting_deadline_seconds: None,
             overdue_after: None,
+            run_on_create: None,
         }
     }
 }
@@ -425,4 +432,8 @@ pub struct ScheduledBackupStatus {
     /// 1 KiB), or the Job's failure reason when the Pod is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_message: Option<String>,
+    /// The generation whose `spec.cronJob.runOnCreate` made the RequestedBackupAction
+    /// `<name>-on-create-<generation>`; cleared when `runOnCreate` is turned off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_on_create_generation: Option<i64>,
 }

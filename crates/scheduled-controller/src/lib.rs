@@ -8,7 +8,8 @@
 //! - **Writes** (server-side apply, field manager `backup-maker-scheduled-controller`): per operation a ConfigMap
 //!   (script), a Secret (`HelmValues.env`) and a PodTemplate (the pod the action-controller runs for an action of
 //!   that operation, Job settings as annotations: the only thing the two controllers share is this object), the
-//!   CronJob of `spec.operation` when enabled, and `.status`.
+//!   CronJob of `spec.operation` when enabled, and `.status`; with `spec.cronJob.runOnCreate`, one
+//!   RequestedBackupAction per generation that enables it (created, never changed).
 //!   Children this SB no longer needs are deleted. Nothing is written when everything already matches.
 //! - **Owns conditions**: `Ready`, `TemplateRendered`, `ChildrenApplied`, `LastRunSucceeded`, `Overdue` (requeued
 //!   at the exact moment it would turn `True`; gpg-keygen owns
@@ -21,6 +22,7 @@ pub mod error;
 pub mod health;
 pub mod pods;
 pub mod reconcile;
+pub mod run_on_create;
 pub mod status;
 pub mod validate;
 

@@ -101,7 +101,12 @@ async fn reconcile_inner(
     let runs = observe_runs(ctx, sb, &namespace, &uid, applied_cron_job);
     let scheduling = Scheduling::of(sb);
     let now = jiff::Timestamp::now();
-    let status = desired_status(sb, &outcome, &runs, &scheduling, Time(now));
+    let mut status = desired_status(sb, &outcome, &runs, &scheduling, Time(now));
+    if matches!(outcome, Outcome::Applied { .. })
+        && let Some(generation) = crate::run_on_create::ensure(ctx, sb, &namespace, &uid).await?
+    {
+        status.run_on_create_generation = Some(generation);
+    }
     write_status(ctx, sb, &namespace, status).await?;
     // Back exactly when Overdue would turn True (no polling); a new success arrives through the Job watch.
     let overdue_in = crate::status::overdue_deadline(sb, &scheduling, &runs)

@@ -298,6 +298,10 @@ pub fn desired_status(
         last_run_duration: runs.last_run_duration.clone(),
         consecutive_failures: runs.consecutive_failures,
         last_failure_message: runs.last_failure_message.clone(),
+        // Kept while runOnCreate stays on (the reconcile records a new one after creating its action).
+        run_on_create_generation: previous
+            .run_on_create_generation
+            .filter(|_| sb.spec.cron_job.run_on_create == Some(true)),
     }
 }
 
@@ -726,5 +730,21 @@ status: {status}
         assert_eq!(previous.consecutive_failures, Some(2));
         assert_eq!(previous.last_run_duration.as_deref(), Some("9m0s"));
         assert_eq!(previous.last_failure_message, status.last_failure_message);
+    }
+
+    #[test]
+    fn the_run_on_create_record_stays_while_it_is_on_and_goes_when_it_is_turned_off() {
+        let mut on = sb_with_cron("{enabled: false, runOnCreate: true}");
+        on.status = Some(ScheduledBackupStatus {
+            run_on_create_generation: Some(2),
+            ..Default::default()
+        });
+        let now = t("2026-01-01T00:00:00Z");
+        let status = desired(&on, &applied(), &RunsSummary::default(), now.clone());
+        assert_eq!(status.run_on_create_generation, Some(2));
+        let mut off = on.clone();
+        off.spec.cron_job.run_on_create = Some(false);
+        let status = desired(&off, &applied(), &RunsSummary::default(), now);
+        assert_eq!(status.run_on_create_generation, None);
     }
 }

@@ -1031,3 +1031,123 @@ async fn overdue_turns_true_at_its_deadline_without_polling_and_a_success_clears
     })
     .await;
 }
+
+fn actions(fake: &FakeApiServer) -> Vec<String> {
+    let mut names: Vec<String> = fake
+        .list("requestedbackupactions")
+        .iter()
+        .map(|a| a["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn run_on_create_makes_one_action_per_generation_that_enables_it() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup(
+        "app",
+        json!({"cronJob": {"enabled": false, "runOnCreate": true}}),
+    ))
+    .unwrap();
+    let _world = start(fake.clone());
+    wait(&fake, "the on-create action recorded", |s| {
+        s.get("scheduledbackups", NS, "app")
+            .is_some_and(|sb| sb["status"]["runOnCreateGeneration"] == 1)
+    })
+    .await;
+    quiet(&fake).await;
+    assert_eq!(actions(&fake), ["app-on-create-1"]);
+    let action = fake
+        .get("requestedbackupactions", NS, "app-on-create-1")
+        .unwrap();
+    assert_eq!(action["spec"]["action"], "backup");
+    assert_eq!(action["spec"]["scheduledBackupRef"]["name"], "app");
+    let sb = fake.get("scheduledbackups", NS, "app").unwrap();
+    assert_eq!(
+        action["metadata"]["ownerReferences"][0]["uid"],
+        sb["metadata"]["uid"]
+    );
+    assert!(
+        fake.events_for("app")
+            .iter()
+            .any(|e| e["reason"] == "RunOnCreate"),
+        "{:#?}",
+        fake.events_for("app")
+    );
+
+    // Another spec change (a new generation) does not run again.
+    fake.modify("scheduledbackups", NS, "app", |sb| {
+        sb["spec"]["cronJob"]["enabled"] = json!(true)
+    })
+    .unwrap();
+    wait(&fake, "generation 2 observed", |s| {
+        s.get("scheduledbackups", NS, "app")
+            .is_some_and(|sb| sb["status"]["observedGeneration"] == 2)
+    })
+    .await;
+    quiet(&fake).await;
+    assert_eq!(actions(&fake), ["app-on-create-1"]);
+
+    // Off clears the record; on again runs once more, for that generation.
+    fake.modify("scheduledbackups", NS, "app", |sb| {
+        sb["spec"]["cronJob"]["runOnCreate"] = json!(false)
+    })
+    .unwrap();
+    wait(&fake, "the record cleared", |s| {
+        s.get("scheduledbackups", NS, "app").is_some_and(|sb| {
+            sb["status"]["observedGeneration"] == 3
+                && sb["status"]["runOnCreateGeneration"].is_null()
+        })
+    })
+    .await;
+    fake.modify("scheduledbackups", NS, "app", |sb| {
+        sb["spec"]["cronJob"]["runOnCreate"] = json!(true)
+    })
+    .unwrap();
+    wait(&fake, "a second on-create action", |s| {
+        s.get("scheduledbackups", NS, "app")
+            .is_some_and(|sb| sb["status"]["runOnCreateGeneration"] == 4)
+    })
+    .await;
+    quiet(&fake).await;
+    assert_eq!(actions(&fake), ["app-on-create-1", "app-on-create-4"]);
+}
+
+#[tokio::test]
+async fn run_on_create_after_a_restart_between_create_and_record_finds_its_action_and_makes_no_second()
+ {
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup(
+        "app",
+        json!({"cronJob": {"enabled": false, "runOnCreate": true}}),
+    ))
+    .unwrap();
+    // What a controller that crashed after the create left behind: the action, but no record in status.
+    fake.insert(json!({
+        "apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
+        "metadata": {"name": "app-on-create-1", "namespace": NS},
+        "spec": {"action": "backup", "scheduledBackupRef": {"name": "app"}}
+    }))
+    .unwrap();
+    let _world = start(fake.clone());
+    wait(&fake, "the on-create action recorded", |s| {
+        s.get("scheduledbackups", NS, "app")
+            .is_some_and(|sb| sb["status"]["runOnCreateGeneration"] == 1)
+    })
+    .await;
+    quiet(&fake).await;
+    assert_eq!(actions(&fake), ["app-on-create-1"]);
+    // The one create was answered 409 AlreadyExists and changed nothing.
+    let creates: Vec<_> = fake
+        .write_log()
+        .into_iter()
+        .filter(|w| w.resource == "requestedbackupactions")
+        .collect();
+    assert!(
+        creates.iter().all(|w| w.code == 409 && !w.changed),
+        "{creates:#?}"
+    );
+}
