@@ -1,13 +1,13 @@
-//! Issue 16's scheduling and results scenario: a spread schedule, why a run failed and `Overdue`, seen on the
-//! ScheduledBackup itself (what ArgoCD users see) and by the exporter. On the in-process API server, and once
+//! Issue 16's scheduling and results scenarios: a spread schedule, why a run failed and `Overdue`, seen on the
+//! ScheduledBackup itself (what ArgoCD users see) and by the exporter; `runOnCreate`. On the in-process API server, and once
 //! more on the cluster named by `BMC_E2E_KUBECONFIG` when it is set at build time.
 
-use crd_types::ScheduledBackup;
-use crd_types::constants::condition_types as ct;
+use crd_types::constants::{condition_types as ct, labels};
+use crd_types::{RequestedBackupAction, ScheduledBackup};
 use e2e::{Env, events_for};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::Resource;
-use kube::api::PostParams;
+use kube::api::{ListParams, PostParams};
 
 /// Overdue this long after creation (or the last success): short enough for a test, long enough to be Ready first.
 const OVERDUE_AFTER_SECS: i64 = 8;
@@ -161,19 +161,96 @@ async fn spread_schedule_failure_output_and_overdue_reach_the_scheduled_backup(m
     env.cleanup().await;
 }
 
+const ON_CREATE: &str = r#"
+apiVersion: riotkit.org/v1alpha1
+kind: ScheduledBackup
+metadata: {name: oncreate1}
+spec:
+  operation: backup
+  cronJob: {enabled: true, scheduleEvery: "@daily-random", runOnCreate: true}
+  templateRef: {kind: internal, name: pg15}
+  gpgKeySecretRef: {secretName: oncreate1-gpg, createIfNotExists: true, email: backups@example.org}
+  tokenSecretRef: {secretName: oncreate1-token, tokenKey: token}
+  vars: |
+    Params: {hostname: db.example.svc, port: 5432, db: app, user: app, password: pw}
+    Repository: {url: "https://backups.example.org", passphrase: "", recipient: backups@example.org, collectionId: c-3}
+    HelmValues: {backoffLimit: 0}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: oncreate1-token}
+stringData: {token: eyJhbGciOi.jwt}
+"#;
+
+async fn run_on_create_runs_the_first_backup_right_away_once(mut env: Env) {
+    env.start_gpg_keygen();
+    env.start_scheduled_controller();
+    env.start_action_controller();
+    env.create_yaml(ON_CREATE).await.unwrap();
+    env.wait_for::<ScheduledBackup>("oncreate1", "the on-create action recorded", |sb| {
+        sb.status
+            .as_ref()
+            .is_some_and(|s| s.run_on_create_generation == Some(1))
+    })
+    .await;
+    let action = "oncreate1-on-create-1";
+    let selector = format!("{}={action}", labels::REQUESTED_BACKUP_ACTION);
+    let deadline = tokio::time::Instant::now() + e2e::TIMEOUT;
+    let job = loop {
+        let jobs = env
+            .api::<Job>()
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap()
+            .items;
+        if let Some(job) = jobs.into_iter().next() {
+            break job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Job for {action}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    env.finish_job(job.metadata.name.as_deref().unwrap(), true)
+        .await;
+    env.wait_for::<RequestedBackupAction>(action, "phase Succeeded", |a| {
+        a.status.as_ref().and_then(|s| s.phase).map(|p| p.as_str()) == Some("Succeeded")
+    })
+    .await;
+    // Restarting the scheduled-controller makes no second action.
+    env.kill("scheduled-controller");
+    env.start_scheduled_controller();
+    env.settle().await;
+    let actions = env
+        .api::<RequestedBackupAction>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn scenario_spread_schedule_failure_output_and_overdue_reach_the_scheduled_backup() {
     spread_schedule_failure_output_and_overdue_reach_the_scheduled_backup(Env::fake().await).await;
 }
 
 #[tokio::test]
+async fn scenario_run_on_create_runs_the_first_backup_right_away_once() {
+    run_on_create_runs_the_first_backup_right_away_once(Env::fake().await).await;
+}
+
+#[tokio::test]
 #[cfg_attr(
     not(bmc_real_cluster),
-    ignore = "BMC_E2E_KUBECONFIG is unset: the real-cluster variant of this scenario is skipped"
+    ignore = "BMC_E2E_KUBECONFIG is unset: the real-cluster variants of these scenarios are skipped"
 )]
-async fn spread_schedule_failure_output_and_overdue_on_a_real_cluster() {
+async fn schedules_scenarios_on_a_real_cluster() {
     spread_schedule_failure_output_and_overdue_reach_the_scheduled_backup(
         Env::real("s16").await.unwrap(),
     )
     .await;
+    run_on_create_runs_the_first_backup_right_away_once(Env::real("s17").await.unwrap()).await;
 }
