@@ -62,7 +62,7 @@ EXPECTED_CLUSTER_RULES = {
         EVENTS,
     ),
     "action-controller": rules(
-        ("riotkit.org", "requestedbackupactions", READ),
+        ("riotkit.org", "requestedbackupactions", READ | {D}),
         ("riotkit.org", "requestedbackupactions/status", {P}),
         ("riotkit.org", "requestedbackupactions/finalizers", {"update"}),
         ("riotkit.org", "scheduledbackups", READ),

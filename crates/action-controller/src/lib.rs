@@ -14,11 +14,15 @@
 //!   differs from what is stored; Events on the action on transitions only.
 //! - **Owns**: the whole action status: `phase`, `processed`, `startTime`, `completionTime`, conditions `Ready`,
 //!   `Complete`, `Failed`, `ownedReferences`, `childrenResourcesHealth`, `healthy`.
+//! - **Deletes**: finished actions of a ScheduledBackup beyond its `successfulActionsHistoryLimit` /
+//!   `failedActionsHistoryLimit` (default 10 each), oldest first, when another of its actions finishes
+//!   ([`history`]).
 //! - **Never**: re-creates an executor, adopts an object it does not control, or touches a finished action
 //!   (`Succeeded`/`Failed` actions cost no API call at all).
 
 pub mod error;
 pub mod executor;
+pub mod history;
 pub mod reconcile;
 pub mod status;
 
@@ -51,8 +55,10 @@ pub struct Context {
     pub events: controller_runtime::events::Publisher,
     /// Jobs labelled with an action.
     pub jobs: Store<Job>,
-    /// ScheduledBackups (their Ready condition gates actions).
+    /// ScheduledBackups (their Ready condition gates actions; their history limits).
     pub scheduled_backups: Store<ScheduledBackup>,
+    /// Every action (the finished ones of a ScheduledBackup, for its history limits).
+    pub actions: Store<RequestedBackupAction>,
     /// The PodTemplates the scheduled-controller hands off (one per ScheduledBackup and operation).
     pub pod_templates: Store<PodTemplate>,
     /// Actions waiting for a PodTemplate, woken by its watch.
@@ -140,6 +146,7 @@ pub async fn run(
         ),
         jobs,
         scheduled_backups,
+        actions: actions.clone(),
         pod_templates,
         waiting: Default::default(),
         workflows: executor::Workflows::new(workflow_trigger, config.namespace.clone()),

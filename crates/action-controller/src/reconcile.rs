@@ -102,7 +102,18 @@ async fn reconcile_inner(
     };
 
     let status = desired_status(rba, &outcome, Time(jiff::Timestamp::now()));
-    write_status(ctx, rba, &namespace, status).await?;
+    let finished = status.phase.is_some_and(ActionPhase::is_terminal);
+    write_status(ctx, rba, &namespace, status.clone()).await?;
+    if finished {
+        let mut done = rba.clone();
+        done.status = Some(status);
+        // Not worth failing the finished action for: the next finished action of its SB prunes again.
+        if let Err(error) =
+            crate::history::prune(ctx, &namespace, &rba.spec.scheduled_backup_ref.name, &done).await
+        {
+            warn!(error = %error, "could not delete finished actions beyond the history limit");
+        }
+    }
     Ok((requeue, failure))
 }
 

@@ -1022,3 +1022,68 @@ async fn an_executor_the_api_server_refuses_fails_the_action_once_and_names_the_
     assert_eq!(server.write_count("jobs", Verb::Create), 1);
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn finished_actions_beyond_the_scheduled_backups_history_limits_are_deleted_oldest_first() {
+    let server = server(false);
+    let mut sb = scheduled_backup(true);
+    sb["spec"]["successfulActionsHistoryLimit"] = json!(1);
+    sb["spec"]["failedActionsHistoryLimit"] = json!(0);
+    server.insert(sb).unwrap();
+    seed_pod_template(&server, "backup");
+    seed_pod_template(&server, "restore");
+    let controller = start(server.client());
+    let exists = |name: &str| server.get("requestedbackupactions", NS, name).is_some();
+
+    // A running action is never touched, whatever the limits.
+    server
+        .insert(action("running", json!({"action": "backup"})))
+        .unwrap();
+    wait_job(&server, "running").await;
+
+    for name in ["first", "second"] {
+        server
+            .insert(action(name, json!({"action": "backup"})))
+            .unwrap();
+        wait_job(&server, name).await;
+        finish_pod(&server, name, Outcome::Succeeded).await;
+        wait_action(&server, name, "Succeeded", |a| {
+            a["status"]["phase"] == "Succeeded"
+        })
+        .await;
+        // Completion times have a resolution of one second: keep the two apart.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    server
+        .wait_for(Duration::from_secs(10), |s| {
+            s.get("requestedbackupactions", NS, "first").is_none()
+        })
+        .await
+        .expect("the oldest success beyond the limit of 1 is deleted");
+    assert!(exists("second") && exists("running"));
+
+    // A limit of 0 keeps no failed action: it goes as soon as it finished.
+    server
+        .insert(action("broken", json!({"action": "backup"})))
+        .unwrap();
+    wait_job(&server, "broken").await;
+    // Every Pod fails until the Job's backoff limit is exhausted, and the action fails.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while exists("broken") {
+        let running = server.list_in("pods", NS).into_iter().any(|p| {
+            p["metadata"]["labels"]["job-name"] == "broken"
+                && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+        });
+        if running {
+            finish_pod(&server, "broken", failed("pg_dump: error")).await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a failed action beyond a limit of 0 is deleted: {:#?}",
+            server.get("requestedbackupactions", NS, "broken")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(exists("second") && exists("running"));
+    controller.stop().await;
+}

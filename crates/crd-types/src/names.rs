@@ -56,7 +56,11 @@ pub fn job_name(action_name: &str) -> String {
 /// ScheduledBackup: `<sb>-on-create-<generation>`, bounded to 63 characters so its Job gets the same name.
 /// Deterministic, so a restarted controller finds the action it already created instead of making a second.
 pub fn run_on_create_action(sb_name: &str, generation: i64) -> String {
-    bounded(sb_name, &format!("-on-create-{generation}"), MAX_LABEL_VALUE)
+    bounded(
+        sb_name,
+        &format!("-on-create-{generation}"),
+        MAX_LABEL_VALUE,
+    )
 }
 
 /// A label value derived from `s`: at most 63 characters, with a hash suffix when truncated.
@@ -90,7 +94,10 @@ mod tests {
     fn the_run_on_create_action_is_named_by_sb_and_generation_within_63_characters() {
         assert_eq!(run_on_create_action("app1", 3), "app1-on-create-3");
         let long = run_on_create_action(&"d".repeat(80), 12);
-        assert!(long.len() <= MAX_LABEL_VALUE && long.ends_with("-on-create-12"), "{long}");
+        assert!(
+            long.len() <= MAX_LABEL_VALUE && long.ends_with("-on-create-12"),
+            "{long}"
+        );
         assert_eq!(job_name(&long), long, "its Job gets the same name");
         assert_ne!(long, run_on_create_action(&"d".repeat(80), 13));
     }

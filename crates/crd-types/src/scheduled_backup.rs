@@ -57,6 +57,8 @@ use crate::schedule::{OverdueAfter, Schedule, ScheduleError};
     )
 )]
 #[cfg_attr(test, kube(cel))]
+#[x_kube(validation = Rule::new("!has(self.successfulActionsHistoryLimit) || self.successfulActionsHistoryLimit >= 0").message("spec.successfulActionsHistoryLimit must be 0 or more (0 keeps no finished successful action)"))]
+#[x_kube(validation = Rule::new("!has(self.failedActionsHistoryLimit) || self.failedActionsHistoryLimit >= 0").message("spec.failedActionsHistoryLimit must be 0 or more (0 keeps no finished failed action)"))]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduledBackupSpec {
     /// The operation that gets a CronJob when `cronJob.enabled` (both operations always get helper objects).
@@ -86,6 +88,33 @@ pub struct ScheduledBackupSpec {
     /// Template variables: a YAML document with top-level maps `Params`, `Repository` and `HelmValues`.
     #[serde(default)]
     pub vars: String,
+
+    /// Finished successful RequestedBackupActions of this ScheduledBackup to keep (default 10; 0 keeps none): the
+    /// action-controller deletes the oldest beyond it (their Jobs go with them). Running actions are never touched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successful_actions_history_limit: Option<i32>,
+
+    /// Finished failed RequestedBackupActions of this ScheduledBackup to keep (default 10; 0 keeps none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_actions_history_limit: Option<i32>,
+}
+
+/// Finished actions of each outcome a ScheduledBackup keeps when its spec does not say.
+pub const DEFAULT_ACTIONS_HISTORY_LIMIT: usize = 10;
+
+impl ScheduledBackupSpec {
+    /// `(successful, failed)` finished actions to keep.
+    pub fn actions_history_limits(&self) -> (usize, usize) {
+        let limit = |v: Option<i32>| {
+            v.map_or(DEFAULT_ACTIONS_HISTORY_LIMIT, |n| {
+                usize::try_from(n).unwrap_or(0)
+            })
+        };
+        (
+            limit(self.successful_actions_history_limit),
+            limit(self.failed_actions_history_limit),
+        )
+    }
 }
 
 /// Scheduling of the ScheduledBackup's CronJob.

@@ -290,6 +290,23 @@ fn new_scheduling_fields_default_to_todays_behaviour() {
 }
 
 #[test]
+fn cel_rejects_negative_actions_history_limits_and_they_default_to_ten() {
+    for field in ["successfulActionsHistoryLimit", "failedActionsHistoryLimit"] {
+        let sb = sb_with(|v| v["spec"][field] = json!(-1));
+        assert!(cel_error(sb.validate_cel()).contains(&format!("spec.{field} must be 0 or more")));
+        sb_with(|v| v["spec"][field] = json!(0))
+            .validate_cel()
+            .unwrap();
+    }
+    assert_eq!(sb_with(|_| {}).spec.actions_history_limits(), (10, 10));
+    let sb = sb_with(|v| {
+        v["spec"]["successfulActionsHistoryLimit"] = json!(0);
+        v["spec"]["failedActionsHistoryLimit"] = json!(3);
+    });
+    assert_eq!(sb.spec.actions_history_limits(), (0, 3));
+}
+
+#[test]
 fn cel_requires_an_email_to_generate_a_key() {
     let sb = sb_with(|v| {
         v["spec"]["gpgKeySecretRef"]

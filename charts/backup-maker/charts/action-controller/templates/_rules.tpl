@@ -8,7 +8,7 @@ clusterScopedRules: cluster-scoped kinds, always granted through a ClusterRoleBi
 {{- define "action-controller.namespacedRules" -}}
 - apiGroups: ["riotkit.org"]
   resources: ["requestedbackupactions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "delete"]
 - apiGroups: ["riotkit.org"]
   resources: ["requestedbackupactions/status"]
   verbs: ["patch"]
