@@ -67,6 +67,7 @@ EXPECTED_CLUSTER_RULES = {
         ("riotkit.org", "requestedbackupactions/finalizers", {"update"}),
         ("riotkit.org", "scheduledbackups", READ),
         ("", "podtemplates", READ),
+        ("", "pods", {L}),
         ("batch", "jobs", READ | {C}),
         ("argoproj.io", "workflows", READ | {C}),
         EVENTS,

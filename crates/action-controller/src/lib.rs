@@ -14,6 +14,7 @@
 //!   differs from what is stored; Events on the action on transitions only.
 //! - **Owns**: the whole action status: `phase`, `processed`, `startTime`, `completionTime`, conditions `Ready`,
 //!   `Complete`, `Failed`, `ownedReferences`, `childrenResourcesHealth`, `healthy`.
+//! - **Reads once**: the Pods of a Job that failed, for the failed container's termination message ([`failure`]).
 //! - **Deletes**: finished actions of a ScheduledBackup beyond its `successfulActionsHistoryLimit` /
 //!   `failedActionsHistoryLimit` (default 10 each), oldest first, when another of its actions finishes
 //!   ([`history`]).
@@ -22,6 +23,7 @@
 
 pub mod error;
 pub mod executor;
+pub mod failure;
 pub mod history;
 pub mod reconcile;
 pub mod status;

@@ -63,7 +63,8 @@ async fn reconcile_inner(
     let uid = rba.uid().ok_or(Error::MissingObjectKey("metadata.uid"))?;
 
     let (outcome, requeue, failure) = match executor::ensure(ctx, rba, &namespace, &uid).await {
-        Ok(Located { view, created }) => {
+        Ok(Located { mut view, created }) => {
+            crate::failure::add_output(ctx, &namespace, &mut view).await;
             if created {
                 let what = format!(
                     "{} {namespace}/{}",

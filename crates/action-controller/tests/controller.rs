@@ -251,6 +251,14 @@ async fn a_job_that_exhausts_its_backoff_limit_fails_the_action_with_the_job_mes
             .contains("Job has reached the specified backoff limit"),
         "{failed}"
     );
+    // Why, without `kubectl logs`: the failed container's termination message.
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("; output: pg_dump: connection refused"),
+        "{failed}"
+    );
     assert_eq!(rba["status"]["completionTime"], failed_at);
     assert_eq!(rba["status"]["healthy"], false);
     assert_eq!(rba["status"]["childrenResourcesHealth"][0]["failed"], true);
@@ -265,6 +273,13 @@ async fn a_job_that_exhausts_its_backoff_limit_fails_the_action_with_the_job_mes
             .as_str()
             .unwrap_or_default()
             .contains("BackoffLimitExceeded"),
+        "{job_failed:#}"
+    );
+    assert!(
+        job_failed["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("output: pg_dump: connection refused"),
         "{job_failed:#}"
     );
     assert_quiet(&server, Duration::from_millis(300), "a failed action").await;

@@ -17,6 +17,7 @@ pub mod conditions;
 pub mod constants;
 pub mod executor;
 pub mod names;
+pub mod pod_failure;
 pub mod procedure_template;
 pub mod requested_backup_action;
 pub mod schedule;

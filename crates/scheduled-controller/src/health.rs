@@ -98,62 +98,7 @@ pub fn job_health(job: &Job) -> JobHealthStatus {
     }
 }
 
-/// At most this much of a container's termination message reaches status, conditions and Events: the kubelet
-/// keeps up to 4 KiB (or 80 lines) of log, of which the last lines say why.
-pub const MAX_FAILURE_OUTPUT: usize = 1024;
-
-/// The end of `text`, at most `max` bytes, cut on a UTF-8 character boundary (and marked when cut).
-pub fn tail(text: &str, max: usize) -> String {
-    let text = text.trim();
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    const MARK: &str = "…";
-    let mut start = text.len() - (max - MARK.len());
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("{MARK}{}", &text[start..])
-}
-
-/// The termination message of the failed container of Job `job`'s newest failed Pod (the backup container
-/// first), cut to [`MAX_FAILURE_OUTPUT`]. Pods are matched by the `batch.kubernetes.io/job-name` label the job
-/// controller sets.
-pub fn failure_output(job: &str, pods: &[&Pod]) -> Option<String> {
-    let mut failed: Vec<&Pod> = pods
-        .iter()
-        .copied()
-        .filter(|p| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("batch.kubernetes.io/job-name"))
-                .is_some_and(|j| j == job)
-        })
-        .collect();
-    failed.sort_by_key(|p| {
-        std::cmp::Reverse((
-            p.metadata.creation_timestamp.clone().map(|t| t.0),
-            p.metadata.name.clone(),
-        ))
-    });
-    failed.into_iter().find_map(|pod| {
-        let mut statuses: Vec<_> = pod
-            .status
-            .as_ref()?
-            .container_statuses
-            .iter()
-            .flatten()
-            .collect();
-        statuses.sort_by_key(|c| c.name != template_engine::CONTAINER_NAME);
-        statuses.into_iter().find_map(|c| {
-            let terminated = c.state.as_ref()?.terminated.as_ref()?;
-            let message = terminated.message.as_deref()?.trim();
-            (terminated.exit_code != 0 && !message.is_empty())
-                .then(|| tail(message, MAX_FAILURE_OUTPUT))
-        })
-    })
-}
+pub use crd_types::pod_failure::{MAX_FAILURE_OUTPUT, failure_output, tail};
 
 /// Go's `time.Duration` text (`45s`, `5m3s`, `1h0m5s`), as `kubectl` users know it.
 pub fn duration_text(seconds: i64) -> String {
@@ -511,31 +456,11 @@ status:
     }
 
     #[test]
-    fn the_backup_containers_message_wins_and_a_zero_exit_says_nothing() {
-        let pod = failed_pod(
-            "j",
-            "2026-01-04T02:00:01Z",
-            &[
-                ("sidecar", 1, "sidecar died"),
-                ("backup-maker", 3, "upload refused"),
-            ],
-        );
+    fn the_failure_output_prefers_the_container_the_template_engine_renders() {
         assert_eq!(
-            failure_output("j", &[&pod]).as_deref(),
-            Some("upload refused")
+            crd_types::pod_failure::CONTAINER_NAME,
+            template_engine::CONTAINER_NAME
         );
-        let ok = failed_pod("j", "2026-01-04T02:00:01Z", &[("backup-maker", 0, "done")]);
-        assert_eq!(failure_output("j", &[&ok]), None);
-    }
-
-    #[test]
-    fn a_long_output_keeps_its_last_kibibyte_cut_on_a_character_boundary() {
-        let long = format!("start {}", "ü".repeat(2000));
-        let cut = tail(&long, MAX_FAILURE_OUTPUT);
-        assert!(cut.len() <= MAX_FAILURE_OUTPUT, "{}", cut.len());
-        assert!(cut.len() >= MAX_FAILURE_OUTPUT - 4, "{}", cut.len());
-        assert!(cut.starts_with('…') && cut.ends_with('ü') && !cut.contains("start"));
-        assert_eq!(tail("  short\n", 1024), "short");
     }
 
     #[test]
