@@ -95,19 +95,8 @@ pub enum Error {
     },
     /// The API server refused the executor (a 4xx other than 409/429) because of a value from the action or its
     /// ScheduledBackup. Terminal: the action's spec is immutable, so sending the same object again cannot help.
-    #[error(
-        "the API server refused {kind} {namespace}/{name}: {detail}. Fix the RequestedBackupAction field or the ScheduledBackup setting that sets this value, then create a new RequestedBackupAction"
-    )]
-    ExecutorRejected {
-        /// `Job` or `Workflow`.
-        kind: String,
-        /// Namespace.
-        namespace: String,
-        /// The executor name.
-        name: String,
-        /// The API server's message (it names the field).
-        detail: String,
-    },
+    #[error(transparent)]
+    ExecutorRejected(controller_runtime::api::Refused),
     /// The action has no namespace or uid (never the case for objects from the apiserver).
     #[error("RequestedBackupAction is missing {0}")]
     MissingObjectKey(&'static str),
@@ -160,7 +149,7 @@ impl Error {
             Error::ExecutorNotInstalled => reasons::EXECUTOR_NOT_INSTALLED,
             Error::NameCollision { .. } => reasons::NAME_COLLISION,
             Error::ExecutorDeleted { .. } => EXECUTOR_DELETED,
-            Error::ExecutorRejected { .. } => reasons::REJECTED_BY_API_SERVER,
+            Error::ExecutorRejected(_) => reasons::REJECTED_BY_API_SERVER,
             Error::MissingObjectKey(_) => "InvalidObject",
             Error::Kube { .. } => "KubeApiError",
         }
@@ -175,7 +164,7 @@ impl Error {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            Error::InvalidSpec(_) | Error::ExecutorDeleted { .. } | Error::ExecutorRejected { .. }
+            Error::InvalidSpec(_) | Error::ExecutorDeleted { .. } | Error::ExecutorRejected(_)
         )
     }
 
@@ -187,9 +176,9 @@ impl Error {
             | Error::WaitingForScheduledBackup { .. }
             | Error::WaitingForPodTemplate { .. }
             | Error::InvalidPodTemplate { .. } => None,
-            Error::InvalidSpec(_)
-            | Error::ExecutorDeleted { .. }
-            | Error::ExecutorRejected { .. } => None,
+            Error::InvalidSpec(_) | Error::ExecutorDeleted { .. } | Error::ExecutorRejected(_) => {
+                None
+            }
             Error::ExecutorNotInstalled => Some(crate::executor::DISCOVERY_TTL),
             _ => Some(Duration::from_secs(60)),
         }
@@ -207,18 +196,16 @@ impl Error {
         namespace: &str,
         name: &str,
     ) -> impl FnOnce(kube::Error) -> Error {
+        const FIX: &str = "Fix the RequestedBackupAction field or the ScheduledBackup setting that sets this value, then create a new RequestedBackupAction";
         let (kind, namespace, name) = (kind.to_string(), namespace.to_string(), name.to_string());
-        move |error| match controller_runtime::api::refusal(&error) {
-            Some(detail) => Error::ExecutorRejected {
-                kind,
-                namespace,
-                name,
-                detail,
-            },
-            None => Error::Kube {
-                action: format!("creating {kind} {name}"),
+        move |error| {
+            controller_runtime::api::classify_write(
+                error, "creating", &kind, &namespace, &name, FIX,
+            )
+            .map_or_else(Error::ExecutorRejected, |(action, error)| Error::Kube {
+                action,
                 error,
-            },
+            })
         }
     }
 }
@@ -281,7 +268,7 @@ mod tests {
             Error::ExecutorNotInstalled => 5,
             Error::NameCollision { .. } => 6,
             Error::ExecutorDeleted { .. } => 7,
-            Error::ExecutorRejected { .. } => 8,
+            Error::ExecutorRejected(_) => 8,
             Error::MissingObjectKey(_) => 9,
             Error::Kube { .. } => 10,
         }
@@ -324,12 +311,13 @@ mod tests {
                 namespace: ns(),
                 name: name(),
             },
-            Error::ExecutorRejected {
+            Error::ExecutorRejected(controller_runtime::api::Refused {
                 kind: "Job".into(),
                 namespace: ns(),
                 name: name(),
                 detail: "d".into(),
-            },
+                fix: "f",
+            }),
             Error::MissingObjectKey("uid"),
             Error::Kube {
                 action: "creating Job".into(),

@@ -69,3 +69,41 @@ mod tests {
         assert_eq!(refusal(&kube::Error::LinesCodecMaxLineLengthExceeded), None);
     }
 }
+
+/// An object the API server refused to store because of what we sent (see [`refusal`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the API server refused {kind} {namespace}/{name}: {detail}. {fix}")]
+pub struct Refused {
+    /// Kind of the object.
+    pub kind: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// The API server's message (it names the field).
+    pub detail: String,
+    /// What the user can do about it.
+    pub fix: &'static str,
+}
+
+/// Sorts a failed write of `kind namespace/name`: `Err(Refused)` when it is the user's input, else the transient
+/// error with a description of the attempt (`"{verb} {kind} {name}"`).
+pub fn classify_write(
+    error: kube::Error,
+    verb: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    fix: &'static str,
+) -> Result<(String, kube::Error), Refused> {
+    match refusal(&error) {
+        Some(detail) => Err(Refused {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            detail,
+            fix,
+        }),
+        None => Ok((format!("{verb} {kind} {name}"), error)),
+    }
+}

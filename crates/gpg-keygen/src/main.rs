@@ -108,6 +108,6 @@ fn main() -> ExitCode {
 
 fn run(args: RunArgs) -> ExitCode {
     controller_runtime::runtime::main(gpg_keygen::CONTROLLER_NAME, args, |client, context| {
-        gpg_keygen::run(client, context.into())
+        gpg_keygen::run(client, context)
     })
 }

@@ -10,13 +10,10 @@
 //!   controller makes zero API writes;
 //! - Warning Events are emitted when the condition changes, not on every resync.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use controller_runtime::cache::{Watches, cached_with, touched};
-use controller_runtime::health::Health;
 use controller_runtime::index::ReverseIndex;
 use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::{condition_types, field_managers, reasons};
@@ -30,7 +27,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, Opts};
 use serde_json::json;
 use tracing::Instrument;
 
@@ -50,40 +47,9 @@ const RESYNC: Duration = Duration::from_secs(3600);
 /// Re-check interval after a user-caused failure; the watches normally trigger the fix first.
 const USER_INPUT_RECHECK: Duration = Duration::from_secs(600);
 
-/// A future that resolves when the controller must stop.
-pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>>;
-
-/// Everything [`run`] needs besides the client.
-pub struct Config {
-    /// Watch one namespace instead of the whole cluster.
-    pub namespace: Option<String>,
-    /// Maximum parallel reconciles.
-    pub concurrency: u16,
-    /// Reconcile metrics (`controller="gpg-keygen"`).
-    pub metrics: ControllerMetrics,
-    /// Registry that `keys_generated_total` is added to (the one `/metrics` serves).
-    pub registry: Registry,
-    /// Readiness, set once the ScheduledBackup cache has synced.
-    pub health: Health,
-    /// This replica's identity (pod name), as the Event reporting instance.
-    pub instance: Option<String>,
-    /// Stops the controller (gracefully: running reconciles finish).
-    pub shutdown: Shutdown,
-}
-
-impl From<controller_runtime::runtime::ControllerContext> for Config {
-    fn from(c: controller_runtime::runtime::ControllerContext) -> Self {
-        Config {
-            namespace: c.namespace,
-            concurrency: c.concurrency,
-            metrics: c.metrics,
-            registry: c.registry,
-            health: c.health,
-            instance: c.instance,
-            shutdown: c.shutdown,
-        }
-    }
-}
+/// Everything [`run`] needs besides the client: the shared runtime's context (namespace, concurrency, metrics,
+/// registry, readiness, instance, shutdown).
+pub use controller_runtime::runtime::ControllerContext as Config;
 
 /// Shared state of all reconciles.
 struct Context {

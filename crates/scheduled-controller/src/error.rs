@@ -40,19 +40,8 @@ pub enum Error {
     },
     /// The API server refused a child (a 4xx other than 409/429): a value that came from the ScheduledBackup, its
     /// template or vars is not valid for that Kubernetes object. Retrying cannot help; a change of input will.
-    #[error(
-        "the API server refused {kind} {namespace}/{name}: {detail}. Fix the ScheduledBackup field, template or variable that sets this value; the ScheduledBackup is retried when it, its template or its Secrets change"
-    )]
-    ChildRejected {
-        /// Kind of the child.
-        kind: String,
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// The API server's message (it names the field).
-        detail: String,
-    },
+    #[error(transparent)]
+    ChildRejected(controller_runtime::api::Refused),
     /// The ScheduledBackup has no namespace or uid (never the case for objects from the apiserver).
     #[error("ScheduledBackup is missing {0}")]
     MissingObjectKey(&'static str),
@@ -101,7 +90,7 @@ impl Error {
             Error::InvalidSchedule(_) => reasons::INVALID_SCHEDULE,
             Error::Render(e) => e.reason(),
             Error::NameCollision { .. } => reasons::NAME_COLLISION,
-            Error::ChildRejected { .. } => reasons::REJECTED_BY_API_SERVER,
+            Error::ChildRejected(_) => reasons::REJECTED_BY_API_SERVER,
             Error::MissingObjectKey(_) => "InvalidObject",
             Error::Kube { .. } => "KubeApiError",
         }
@@ -117,7 +106,7 @@ impl Error {
             | Error::InvalidSchedule(_) => Some(Step::Dependencies),
             Error::WaitingForKeySecret(_) => Some(Step::KeySecret),
             Error::Render(_) => Some(Step::Render),
-            Error::NameCollision { .. } | Error::ChildRejected { .. } => Some(Step::Apply),
+            Error::NameCollision { .. } | Error::ChildRejected(_) => Some(Step::Apply),
             Error::MissingObjectKey(_) | Error::Kube { .. } => None,
         }
     }
@@ -134,18 +123,16 @@ impl Error {
         namespace: &str,
         name: &str,
     ) -> impl FnOnce(kube::Error) -> Error {
+        const FIX: &str = "Fix the ScheduledBackup field, template or variable that sets this value; the ScheduledBackup is retried when it, its template or its Secrets change";
         let (kind, namespace, name) = (kind.to_string(), namespace.to_string(), name.to_string());
-        move |error| match controller_runtime::api::refusal(&error) {
-            Some(detail) => Error::ChildRejected {
-                kind,
-                namespace,
-                name,
-                detail,
-            },
-            None => Error::Kube {
-                action: format!("applying {kind} {name}"),
+        move |error| {
+            controller_runtime::api::classify_write(
+                error, "applying", &kind, &namespace, &name, FIX,
+            )
+            .map_or_else(Error::ChildRejected, |(action, error)| Error::Kube {
+                action,
                 error,
-            },
+            })
         }
     }
 }
@@ -165,7 +152,7 @@ mod tests {
             Error::InvalidSchedule(_) => 4,
             Error::Render(_) => 5,
             Error::NameCollision { .. } => 6,
-            Error::ChildRejected { .. } => 7,
+            Error::ChildRejected(_) => 7,
             Error::MissingObjectKey(_) => 8,
             Error::Kube { .. } => 9,
         }
@@ -185,12 +172,13 @@ mod tests {
                 namespace: "a".into(),
                 name: "x".into(),
             },
-            Error::ChildRejected {
+            Error::ChildRejected(controller_runtime::api::Refused {
                 kind: "CronJob".into(),
                 namespace: "a".into(),
                 name: "x".into(),
                 detail: "d".into(),
-            },
+                fix: "f",
+            }),
             Error::MissingObjectKey("uid"),
             Error::Kube {
                 action: "applying".into(),

@@ -471,7 +471,7 @@ async fn scenario(bin: &Path) {
         &env,
         gpg_keygen::CONTROLLER_NAME,
         ports[0].1,
-        |client, ctx| gpg_keygen::run(client, ctx.into()),
+        gpg_keygen::run,
     );
     spawn_controller(
         &env,
