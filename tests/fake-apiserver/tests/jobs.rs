@@ -403,7 +403,10 @@ async fn negative_job_and_cronjob_counts_are_refused_with_the_apiservers_wording
     let server = FakeApiServer::new();
     let jobs: Api<Job> = Api::namespaced(server.client(), "default");
     let err = jobs
-        .create(&PostParams::default(), &job("neg", json!({"backoffLimit": -1})))
+        .create(
+            &PostParams::default(),
+            &job("neg", json!({"backoffLimit": -1})),
+        )
         .await
         .unwrap_err();
     let kube::Error::Api(status) = err else {
