@@ -112,14 +112,4 @@ where
             keep
         });
     }
-
-    /// Number of blockers being watched (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.watches.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// True when nothing is being waited for.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

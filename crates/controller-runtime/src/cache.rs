@@ -120,11 +120,6 @@ impl Watches {
         self.health.set_ready(false);
     }
 
-    /// True while every watch has listed since its last failure.
-    pub fn all_listed(&self) -> bool {
-        self.state().watches.iter().all(|(_, listed)| *listed)
-    }
-
     /// Restarts every watch (each lists again). Called when the API server answers again after an outage.
     pub fn restart_all(&self) {
         self.restart.send_modify(|generation| *generation += 1);
@@ -197,6 +192,29 @@ impl WatchBackoff for WatchRetry {
     }
 }
 
+/// What a watched kind must be (kube's watcher and reflector need all of it).
+pub trait Watched:
+    Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The events of a watch of `api` that restarts (lists again) whenever `watches` says so, retrying failures on
 /// [`WatchRetry`]; `managedFields` are dropped (never read, often the largest part of an object). Readiness
 /// and the restart metric follow its events. Errors are still yielded (for the reflector), see [`cached`].
@@ -206,13 +224,7 @@ pub fn restarting_watch<K>(
     watches: &Arc<Watches>,
 ) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     let id = watches.register(&K::kind(&()));
     let restarts = watches.restart.subscribe();
@@ -247,13 +259,7 @@ pub fn cached<K>(
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     cached_with(api, config, watches, |_| {})
 }
@@ -269,13 +275,7 @@ pub fn cached_with<K>(
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     let (store, writer) = reflector::store();
     let events = restarting_watch(api, config, watches).inspect(move |event| {
@@ -297,13 +297,7 @@ pub fn touched<K>(
     watches: &Arc<Watches>,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     restarting_watch(api, config, watches)
         .filter_map(|event| std::future::ready(event.ok().map(Ok)))

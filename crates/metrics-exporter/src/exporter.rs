@@ -569,13 +569,7 @@ fn spawn_reflector<K>(
     watches: &std::sync::Arc<controller_runtime::cache::Watches>,
 ) -> (Store<K>, tokio::task::JoinHandle<()>)
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: controller_runtime::cache::Watched,
 {
     use futures::StreamExt;
     let (reader, stream) = controller_runtime::cache::cached(api, config, watches);

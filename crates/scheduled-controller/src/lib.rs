@@ -273,13 +273,43 @@ pub fn template_of(sb: &ScheduledBackup) -> Vec<String> {
     }
 }
 
-/// True when the SB refers to the Secret `name` (token, vars or key Secret).
-pub fn references_secret(sb: &ScheduledBackup, name: &str) -> bool {
-    sb.spec.token_secret_ref.secret_name == name
-        || sb.spec.gpg_key_secret_ref.secret_name == name
-        || sb
-            .spec
-            .vars_secret_ref
-            .as_ref()
-            .is_some_and(|v| v.secret_name == name)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sb(template_kind: &str, vars_secret: Option<&str>) -> ScheduledBackup {
+        let mut spec = serde_json::json!({
+            "operation": "backup",
+            "templateRef": {"kind": template_kind, "name": "pg"},
+            "gpgKeySecretRef": {"secretName": "keys"},
+            "tokenSecretRef": {"secretName": "token"},
+        });
+        if let Some(name) = vars_secret {
+            spec["varsSecretRef"] = serde_json::json!({"secretName": name});
+        }
+        let mut sb = ScheduledBackup::new("app", serde_json::from_value(spec).unwrap());
+        sb.metadata.namespace = Some("team-a".into());
+        sb
+    }
+
+    #[test]
+    fn an_sb_is_indexed_under_each_secret_it_refers_to_in_its_namespace() {
+        assert_eq!(
+            secrets_of(&sb("internal", Some("vars"))),
+            ["team-a/token", "team-a/keys", "team-a/vars"]
+        );
+        assert_eq!(
+            secrets_of(&sb("internal", None)),
+            ["team-a/token", "team-a/keys"]
+        );
+    }
+
+    #[test]
+    fn only_a_cluster_template_reference_is_indexed() {
+        assert_eq!(
+            template_of(&sb("ClusterBackupProcedureTemplate", None)),
+            ["pg"]
+        );
+        assert!(template_of(&sb("internal", None)).is_empty());
+    }
 }
