@@ -556,6 +556,41 @@ async fn service_account_token(client: &Client, name: &str) -> anyhow::Result<St
     Ok(answer.status.context("TokenRequest without status")?.token)
 }
 
+/// The scenarios' ScheduledBackup `app1` on the built-in pg15 template, with its token and vars Secrets
+/// (`backoffLimit: 0`: one failed Pod fails a run, also on a real cluster).
+pub const APP: &str = r#"
+apiVersion: riotkit.org/v1alpha1
+kind: ScheduledBackup
+metadata: {name: app1}
+spec:
+  operation: backup
+  cronJob: {enabled: true, scheduleEvery: "0 2 * * *"}
+  templateRef: {kind: internal, name: pg15}
+  gpgKeySecretRef: {secretName: app1-gpg, createIfNotExists: true, email: backups@example.org}
+  tokenSecretRef: {secretName: app1-token, tokenKey: token}
+  varsSecretRef: {secretName: app1-vars, importOnlyKeys: [Params.password]}
+  vars: |
+    Params: {hostname: db.example.svc, port: 5432, db: app, user: app}
+    Repository: {url: "https://backups.example.org", passphrase: "", recipient: backups@example.org, collectionId: c-1}
+    HelmValues: {backoffLimit: 0}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: app1-token}
+stringData: {token: eyJhbGciOi.jwt}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: app1-vars}
+stringData: {Params.password: "it's s3cr3t"}
+"#;
+
+/// `(status, reason, message)` of the condition `type_` of a ScheduledBackup.
+pub fn condition(sb: &crd_types::ScheduledBackup, type_: &str) -> Option<(String, String, String)> {
+    let c = crd_types::conditions::find(&sb.status.as_ref()?.conditions, type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
 /// Events about `name` in the scenario's namespace (events.k8s.io/v1), as `(type, reason, note)`.
 pub async fn events_for(env: &Env, name: &str) -> Vec<(String, String, String)> {
     let api: Api<k8s_openapi::api::events::v1::Event> = env.api();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crd_types::constants::{condition_types as ct, labels};
 use crd_types::{RequestedBackupAction, ScheduledBackup};
-use e2e::Env;
+use e2e::{APP, Env};
 use fake_apiserver::testing::{Outcome, finish_job_pod};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::ResourceExt;
@@ -14,33 +14,6 @@ use kube::api::ListParams;
 use kubectl_backup::cli::{OutputFormat, RunArgs, StatusArgs, SuspendArgs};
 use kubectl_backup::{Error, Session, Target};
 use serde_json::Value;
-
-const APP: &str = r#"
-apiVersion: riotkit.org/v1alpha1
-kind: ScheduledBackup
-metadata: {name: app1}
-spec:
-  operation: backup
-  cronJob: {enabled: true, scheduleEvery: "0 2 * * *"}
-  templateRef: {kind: internal, name: pg15}
-  gpgKeySecretRef: {secretName: app1-gpg, createIfNotExists: true, email: backups@example.org}
-  tokenSecretRef: {secretName: app1-token, tokenKey: token}
-  varsSecretRef: {secretName: app1-vars, importOnlyKeys: [Params.password]}
-  vars: |
-    Params: {hostname: db.example.svc, port: 5432, db: app, user: app}
-    Repository: {url: "https://backups.example.org", passphrase: "", recipient: backups@example.org, collectionId: c-1}
-    HelmValues: {backoffLimit: 0}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: app1-token}
-stringData: {token: eyJhbGciOi.jwt}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: app1-vars}
-stringData: {Params.password: "it's s3cr3t"}
-"#;
 
 /// Waits for the action-controller's Job of the only action of `sb` that has none finished yet, and returns
 /// the action's name and the Job's.

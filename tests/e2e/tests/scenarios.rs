@@ -3,44 +3,12 @@
 
 use crd_types::constants::{condition_types as ct, labels};
 use crd_types::{RequestedBackupAction, ScheduledBackup};
-use e2e::{Env, events_for};
+use e2e::{APP, Env, condition, events_for};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplate, Secret};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-
-const APP: &str = r#"
-apiVersion: riotkit.org/v1alpha1
-kind: ScheduledBackup
-metadata: {name: app1}
-spec:
-  operation: backup
-  cronJob: {enabled: true, scheduleEvery: "0 2 * * *"}
-  templateRef: {kind: internal, name: pg15}
-  gpgKeySecretRef: {secretName: app1-gpg, createIfNotExists: true, email: backups@example.org}
-  tokenSecretRef: {secretName: app1-token, tokenKey: token}
-  varsSecretRef: {secretName: app1-vars, importOnlyKeys: [Params.password]}
-  vars: |
-    Params: {hostname: db.example.svc, port: 5432, db: app, user: app}
-    Repository: {url: "https://backups.example.org", passphrase: "", recipient: backups@example.org, collectionId: c-1}
-    HelmValues: {backoffLimit: 0}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: app1-token}
-stringData: {token: eyJhbGciOi.jwt}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: app1-vars}
-stringData: {Params.password: "it's s3cr3t"}
-"#;
-
-fn condition(sb: &ScheduledBackup, type_: &str) -> Option<(String, String, String)> {
-    let c = crd_types::conditions::find(&sb.status.as_ref()?.conditions, type_)?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
-}
 
 fn is(sb: &ScheduledBackup, type_: &str, status: &str, reason: &str) -> bool {
     condition(sb, type_).is_some_and(|(s, r, _)| s == status && r == reason)

@@ -4,7 +4,7 @@
 
 use crd_types::constants::{condition_types as ct, labels};
 use crd_types::{RequestedBackupAction, ScheduledBackup};
-use e2e::{Env, events_for};
+use e2e::{Env, condition, events_for};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::Resource;
 use kube::api::{ListParams, PostParams};
@@ -12,7 +12,7 @@ use kube::api::{ListParams, PostParams};
 /// Overdue this long after creation (or the last success): short enough for a test, long enough to be Ready first.
 const OVERDUE_AFTER_SECS: i64 = 8;
 
-const APP: &str = r#"
+const SPREAD_APP: &str = r#"
 apiVersion: riotkit.org/v1alpha1
 kind: ScheduledBackup
 metadata: {name: spread1}
@@ -32,11 +32,6 @@ kind: Secret
 metadata: {name: spread1-token}
 stringData: {token: eyJhbGciOi.jwt}
 "#;
-
-fn condition(sb: &ScheduledBackup, type_: &str) -> Option<(String, String, String)> {
-    let c = crd_types::conditions::find(&sb.status.as_ref()?.conditions, type_)?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
-}
 
 /// A Job as the CronJob controller would create it from the CronJob's template.
 async fn run_cron_job(env: &Env, cron_name: &str, job_name: &str) {
@@ -69,7 +64,7 @@ async fn spread_schedule_failure_output_and_overdue_reach_the_scheduled_backup(m
     env.start_gpg_keygen();
     env.start_scheduled_controller();
     env.start_metrics_exporter();
-    env.create_yaml(APP).await.unwrap();
+    env.create_yaml(SPREAD_APP).await.unwrap();
     let sb = env
         .wait_for::<ScheduledBackup>("spread1", "Ready=True", |sb| {
             condition(sb, ct::READY).is_some_and(|(s, _, _)| s == "True")
