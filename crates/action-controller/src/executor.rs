@@ -533,9 +533,8 @@ fn stamp(
     namespace: &str,
     name: &str,
 ) -> Result<(), Error> {
-    let owner = rba
-        .controller_owner_ref(&())
-        .ok_or(Error::MissingObjectKey("metadata.uid"))?;
+    let owner =
+        crd_types::executor::executor_owner(rba).ok_or(Error::MissingObjectKey("metadata.uid"))?;
     meta.name = Some(name.to_string());
     meta.generate_name = None;
     meta.namespace = Some(namespace.to_string());
@@ -690,6 +689,7 @@ mod tests {
             (owner.uid.as_str(), owner.controller, owner.kind.as_str()),
             ("u-1", Some(true), "RequestedBackupAction")
         );
+        assert_eq!(owner.block_owner_deletion, Some(true));
         assert_eq!(meta.labels.unwrap()[labels::REQUESTED_BACKUP_ACTION], "a1");
     }
 

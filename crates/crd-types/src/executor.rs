@@ -169,7 +169,7 @@ fn prepare(pod_template: &PodTemplate, action: &RequestedBackupAction) -> Result
             .clone()
             .or_else(|| pod_template.metadata.namespace.clone()),
         labels,
-        owner: action.controller_owner_ref(&()),
+        owner: executor_owner(action),
         settings,
         pod,
     })
@@ -257,6 +257,15 @@ pub fn workflow(
     }))
 }
 
+/// The action as its executor's controlling owner, with `blockOwnerDeletion` (like every child the controllers
+/// create), so a foreground deletion of the action waits for its Job. `None` without a uid.
+pub fn executor_owner(action: &RequestedBackupAction) -> Option<OwnerReference> {
+    Some(OwnerReference {
+        block_owner_deletion: Some(true),
+        ..action.controller_owner_ref(&())?
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +345,7 @@ mod tests {
             (owner.uid.as_str(), owner.controller, owner.kind.as_str()),
             ("u-1", Some(true), "RequestedBackupAction")
         );
+        assert_eq!(owner.block_owner_deletion, Some(true));
         let labels = job.metadata.labels.as_ref().unwrap();
         assert_eq!(labels[labels::REQUESTED_BACKUP_ACTION], "restore-v3");
         assert_eq!(labels[labels::OPERATION], "restore");
