@@ -14,7 +14,7 @@ pub enum Error {
     InvalidSpec(String),
     /// The referenced ScheduledBackup does not exist (yet).
     #[error(
-        "ScheduledBackup {namespace}/{name} (spec.scheduledBackupRef.name) does not exist: create it, or fix the name; the action starts as soon as it exists and is Ready"
+        "ScheduledBackup {namespace}/{name} (spec.scheduledBackupRef.name) does not exist: create it, or fix the name; the action starts as soon as it exists and is Ready. With sharded controllers it may only be in another shard: the action must carry its ScheduledBackup's riotkit.org/shard label (or none if the ScheduledBackup has none)"
     )]
     ScheduledBackupNotFound {
         /// The action's (and the ScheduledBackup's) namespace.

@@ -4,15 +4,18 @@
 //! Running or pending actions are never touched; without the ScheduledBackup nothing is deleted (its limits are
 //! unknown).
 
+use std::sync::Arc;
+
 use crd_types::{ActionPhase, RequestedBackupAction, ScheduledBackup};
 use jiff::Timestamp;
 use kube::api::{DeleteParams, Preconditions};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use tracing::info;
 
 use crate::Context;
 use crate::error::Error;
+use crate::index::ActionsBySb;
 
 /// When an action finished, for ordering: its `completionTime`, else its creation.
 fn finished_at(action: &RequestedBackupAction) -> Option<Timestamp> {
@@ -59,6 +62,21 @@ pub fn beyond_limits<'a>(
     out
 }
 
+/// The cached finished actions of the ScheduledBackup `namespace/sb_name`, found through the index: its own
+/// history only, never a scan of every action.
+pub fn finished_of(
+    actions: &Store<RequestedBackupAction>,
+    index: &ActionsBySb,
+    namespace: &str,
+    sb_name: &str,
+) -> Vec<Arc<RequestedBackupAction>> {
+    index
+        .finished(namespace, sb_name)
+        .iter()
+        .filter_map(|reference| actions.get(reference))
+        .collect()
+}
+
 /// Deletes the finished actions of the ScheduledBackup `namespace/sb_name` beyond its limits. `just_finished` is
 /// the action this reconcile just finished, newer than its cached copy.
 pub async fn prune(
@@ -73,7 +91,7 @@ pub async fn prune(
     else {
         return Ok(());
     };
-    let cached = ctx.actions.state();
+    let cached = finished_of(&ctx.actions, &ctx.actions_by_sb, namespace, sb_name);
     let uid = just_finished.uid();
     let actions = cached
         .iter()
@@ -168,5 +186,54 @@ mod tests {
         assert_eq!(beyond_limits(&none_kept, &actions).len(), 3);
         // Default 10 each: nothing to delete here.
         assert!(beyond_limits(&sb(json!({})), &actions).is_empty());
+    }
+
+    #[test]
+    fn history_reads_only_the_finished_actions_of_its_own_scheduled_backup() {
+        let (store, mut writer) = kube::runtime::reflector::store();
+        let index = ActionsBySb::default();
+        let mut other_ns = action(
+            "elsewhere",
+            "app1",
+            Some("Succeeded"),
+            "2026-01-01T00:00:00Z",
+        );
+        other_ns.metadata.namespace = Some("other".into());
+        for a in [
+            action("s1", "app1", Some("Succeeded"), "2026-01-01T01:00:00Z"),
+            action("f1", "app1", Some("Failed"), "2026-01-01T01:30:00Z"),
+            action("running", "app1", Some("Running"), "2026-01-01T00:00:00Z"),
+            action(
+                "other-sb",
+                "app2",
+                Some("Succeeded"),
+                "2026-01-01T00:00:00Z",
+            ),
+            other_ns,
+        ] {
+            let event = kube::runtime::watcher::Event::Apply(a);
+            index.observe(&event);
+            writer.apply_watcher_event(&event);
+        }
+        let mut names: Vec<String> = finished_of(&store, &index, "ns", "app1")
+            .iter()
+            .map(|a| a.name_any())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["f1", "s1"]);
+        // A deleted action is no longer history.
+        let gone = kube::runtime::watcher::Event::Delete(action(
+            "s1",
+            "app1",
+            Some("Succeeded"),
+            "2026-01-01T01:00:00Z",
+        ));
+        index.observe(&gone);
+        writer.apply_watcher_event(&gone);
+        let names: Vec<String> = finished_of(&store, &index, "ns", "app1")
+            .iter()
+            .map(|a| a.name_any())
+            .collect();
+        assert_eq!(names, ["f1"]);
     }
 }

@@ -6,6 +6,10 @@
 //!   becomes Ready); the PodTemplates the scheduled-controller manages (an action waiting for `<sb>-<operation>`
 //!   proceeds when it appears); and, once discovery finds Argo Workflows installed, labelled
 //!   `argoproj.io/v1alpha1` Workflows.
+//! - **Caches lean** ([`lean`]): each watched object is cut down to what is read before it is cached (a Job to its
+//!   identity, owners and status; a ScheduledBackup to its spec and `Ready`; a finished action to its phase and
+//!   times). SB events find the waiting actions, and history limits an SB's finished ones, through an index
+//!   ([`index`]) kept from the action watch: no lookup scans every action.
 //! - **Reads nothing else**: the executor is built from the PodTemplate ([`crd_types::executor`]); no template is
 //!   rendered and no Secret is read, so its ClusterRole grants neither Secrets nor procedure templates.
 //! - **Writes**: one executor per action, created with POST under a name derived from the action
@@ -25,13 +29,15 @@ pub mod error;
 pub mod executor;
 pub mod failure;
 pub mod history;
+pub mod index;
+pub mod lean;
 pub mod reconcile;
 pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use controller_runtime::cache::{Watches, cached, scoped_api};
+use controller_runtime::cache::{Watches, scoped_api};
 use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
 use crd_types::{RequestedBackupAction, ScheduledBackup};
@@ -59,8 +65,10 @@ pub struct Context {
     pub jobs: Store<Job>,
     /// ScheduledBackups (their Ready condition gates actions; their history limits).
     pub scheduled_backups: Store<ScheduledBackup>,
-    /// Every action (the finished ones of a ScheduledBackup, for its history limits).
+    /// Every action (finished ones cut down to their phase and times, see [`lean::action`]).
     pub actions: Store<RequestedBackupAction>,
+    /// Those actions by ScheduledBackup, waiting or finished (history limits read one SB's finished actions).
+    pub actions_by_sb: Arc<index::ActionsBySb>,
     /// The PodTemplates the scheduled-controller hands off (one per ScheduledBackup and operation).
     pub pod_templates: Store<PodTemplate>,
     /// Actions waiting for a PodTemplate, woken by its watch.
@@ -75,22 +83,13 @@ pub struct Context {
     pub backoff: controller_runtime::cache::Backoff<RequestedBackupAction>,
 }
 
-/// Actions in `namespace` waiting to run from the ScheduledBackup `sb_name` (finished ones are never woken).
-fn waiting_on(
-    actions: &Store<RequestedBackupAction>,
-    namespace: Option<String>,
-    sb_name: &str,
+/// The actions a ScheduledBackup event wakes: those of that SB that have not finished, from the index (finished
+/// actions are never visited).
+pub fn waiting_on(
+    index: &index::ActionsBySb,
+    sb: &ScheduledBackup,
 ) -> Vec<ObjectRef<RequestedBackupAction>> {
-    actions
-        .state()
-        .iter()
-        .filter(|a| {
-            a.namespace() == namespace
-                && a.spec.scheduled_backup_ref.name == sb_name
-                && !reconcile::is_terminal(a)
-        })
-        .map(|a| ObjectRef::from_obj(a.as_ref()))
-        .collect()
+    index.waiting(&sb.namespace().unwrap_or_default(), &sb.name_any())
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -103,35 +102,55 @@ pub async fn run(
     config.metrics.register_reasons(error::REASONS);
     let ns = &config.namespace;
 
-    // Each watched kind is watched once: the reflector feeds both the cache and the controller's trigger.
+    // Each watched kind is watched once: the reflector feeds both the cache and the controller's trigger. Every
+    // cache holds only what this controller reads (see `lean`): at 10,000 SBs with their finished actions and
+    // Jobs, full copies would dominate the process's memory.
     let watches = Watches::new(
         client.clone(),
         config.health.clone(),
         config.metrics.clone(),
     );
-    let (jobs, job_stream) = cached(
+    let (jobs, job_stream) = lean::cached_lean(
         scoped_api::<Job>(&client, ns.as_deref()),
-        watcher::Config::default().labels(labels::REQUESTED_BACKUP_ACTION),
+        // `--shard-selector` on every cache: Jobs carry their action's shard label, PodTemplates their SB's.
+        config
+            .shard
+            .watch(watcher::Config::default().labels(labels::REQUESTED_BACKUP_ACTION)),
         &watches,
+        lean::job,
+        |_| {},
     );
-    let (scheduled_backups, sb_stream) = cached(
+    let (scheduled_backups, sb_stream) = lean::cached_lean(
         scoped_api::<ScheduledBackup>(&client, ns.as_deref()),
-        watcher::Config::default(),
+        config.shard.watch(watcher::Config::default()),
         &watches,
+        lean::scheduled_backup,
+        |_| {},
     );
     // Only the scheduled-controller's own PodTemplates (the label it puts on every child).
-    let (pod_templates, pod_template_stream) = cached(
+    // The executor is built from the whole PodTemplate: only what no one reads goes.
+    let (pod_templates, pod_template_stream) = lean::cached_lean(
         scoped_api::<PodTemplate>(&client, ns.as_deref()),
-        watcher::Config::default().labels(&format!(
-            "{}={SCHEDULED_CONTROLLER}",
-            labels::APP_MANAGED_BY
-        )),
+        config
+            .shard
+            .watch(watcher::Config::default().labels(&format!(
+                "{}={SCHEDULED_CONTROLLER}",
+                labels::APP_MANAGED_BY
+            ))),
         &watches,
+        lean::strip_common,
+        |_| {},
     );
-    let (actions, action_stream) = cached(
+    let actions_by_sb = Arc::new(index::ActionsBySb::default());
+    let (actions, action_stream) = lean::cached_lean(
         scoped_api::<RequestedBackupAction>(&client, ns.as_deref()),
-        watcher::Config::default(),
+        config.shard.watch(watcher::Config::default()),
         &watches,
+        lean::action,
+        {
+            let index = actions_by_sb.clone();
+            move |event| index.observe(event)
+        },
     );
     let (workflow_trigger, workflow_events) = futures::channel::mpsc::unbounded();
 
@@ -149,6 +168,7 @@ pub async fn run(
         jobs,
         scheduled_backups,
         actions: actions.clone(),
+        actions_by_sb: actions_by_sb.clone(),
         pod_templates,
         waiting: Default::default(),
         workflows: executor::Workflows::new(workflow_trigger, config.namespace.clone()),
@@ -157,12 +177,11 @@ pub async fn run(
         backoff: Default::default(),
     });
 
-    let sb_actions = actions.clone();
     let woken = context.clone();
     let results = controller
         .owns_stream(job_stream)
         .watches_stream(sb_stream, move |sb: ScheduledBackup| {
-            waiting_on(&sb_actions, sb.namespace(), &sb.name_any())
+            waiting_on(&actions_by_sb, &sb)
         })
         .watches_stream(pod_template_stream, move |pod_template: PodTemplate| {
             woken.waiting.woken_by(&ObjectRef::from_obj(&pod_template))

@@ -196,6 +196,7 @@ pub fn start(client: kube::Client) -> Running {
         metrics: metrics.clone(),
         health: health.clone(),
         instance: Some("test".into()),
+        shard: Default::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(run(client, config, async move {

@@ -1,0 +1,323 @@
+//! Bench: the action-controller's per-event cost and cache memory at 1,000 and 10,000 ScheduledBackups, each with
+//! one finished action and its finished Job (the shape of issue #15's scale bench).
+//!
+//! For each N, the caches are filled exactly as the watches fill them (the same projections and index), then:
+//! - **SB event → waiting actions** (every SB status write of the scheduled-controller arrives here): the mean
+//!   time of one [`action_controller::waiting_on`] over all N SBs, next to the whole-store scan it replaced;
+//! - **history limits of one SB** ([`action_controller::history::finished_of`]), next to the scan it replaced;
+//! - **memory**: serialized bytes per cached object (full vs lean) and the process's resident memory growth per
+//!   SB for the lean caches (action + Job + SB), measured before the full copies are built for comparison.
+//!
+//! Target: the per-event cost at 10k within 1.3× of the cost at 1k. `cargo bench -p action-controller --bench
+//! scale`; `BENCH_SIZES=1000,10000` changes the sizes.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use action_controller::index::ActionsBySb;
+use action_controller::{history, lean, reconcile, waiting_on};
+use crd_types::{RequestedBackupAction, ScheduledBackup};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PodTemplate;
+use kube::ResourceExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::Event;
+use serde_json::{Value, json};
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn managed_fields() -> Value {
+    json!([
+        {"manager": "kubectl-client-side-apply", "operation": "Update", "apiVersion": "riotkit.org/v1alpha1",
+         "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:metadata": {"f:annotations": {".": {}, "f:kubectl.kubernetes.io/last-applied-configuration": {}}},
+                      "f:spec": {".": {}, "f:action": {}, "f:scheduledBackupRef": {".": {}, "f:name": {}}}}},
+        {"manager": "backup-maker-action-controller", "operation": "Apply", "apiVersion": "riotkit.org/v1alpha1",
+         "time": "2026-01-01T00:05:00Z", "fieldsType": "FieldsV1", "subresource": "status",
+         "fieldsV1": {"f:status": {"f:completionTime": {}, "f:conditions": {}, "f:healthy": {}, "f:phase": {},
+                                   "f:processed": {}, "f:startTime": {}, "f:ownedReferences": {},
+                                   "f:childrenResourcesHealth": {}}}},
+    ])
+}
+
+/// A finished action of SB `sb` in `namespace`, as the API server stores it after our status write.
+fn finished_action(name: &str, namespace: &str, sb: &str) -> RequestedBackupAction {
+    let spec = json!({"action": "backup", "scheduledBackupRef": {"name": sb}});
+    serde_json::from_value(json!({
+        "apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
+        "metadata": {"name": name, "namespace": namespace, "uid": format!("uid-{namespace}-{name}"),
+                     "resourceVersion": "100", "generation": 1, "creationTimestamp": "2026-01-01T00:00:00Z",
+                     "annotations": {lean::LAST_APPLIED: serde_json::to_string(&json!({"apiVersion": "riotkit.org/v1alpha1",
+                         "kind": "RequestedBackupAction", "metadata": {"name": name, "namespace": namespace}, "spec": spec})).unwrap()},
+                     "managedFields": managed_fields()},
+        "spec": spec,
+        "status": {"processed": true, "phase": "Succeeded", "startTime": "2026-01-01T00:00:01Z",
+                   "completionTime": "2026-01-01T00:05:00Z", "observedGeneration": 1, "healthy": true,
+                   "conditions": [
+                       {"type": "Ready", "status": "True", "reason": "Succeeded", "message": format!("Job {name} succeeded"),
+                        "lastTransitionTime": "2026-01-01T00:05:00Z", "observedGeneration": 1},
+                       {"type": "Complete", "status": "True", "reason": "JobSucceeded", "message": format!("Job {name} succeeded"),
+                        "lastTransitionTime": "2026-01-01T00:05:00Z", "observedGeneration": 1},
+                       {"type": "Failed", "status": "False", "reason": "JobSucceeded", "message": format!("Job {name} succeeded"),
+                        "lastTransitionTime": "2026-01-01T00:05:00Z", "observedGeneration": 1}],
+                   "ownedReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name}],
+                   "childrenResourcesHealth": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                       "message": format!("Job {name} succeeded"), "succeeded": true, "running": false, "failed": false}]},
+    }))
+    .unwrap()
+}
+
+/// The finished Job of `action`, built from the SB's real PodTemplate (rendered from the bundled example).
+fn finished_job(pod_template: &PodTemplate, action: &RequestedBackupAction) -> Job {
+    let mut job = crd_types::executor::job(pod_template, action).expect("the example builds a Job");
+    job.metadata.name = Some(action.name_any());
+    job.metadata.namespace = action.namespace();
+    job.metadata.uid = Some(format!("job-{}", action.uid().unwrap_or_default()));
+    job.metadata.resource_version = Some("101".into());
+    job.metadata.owner_references = crd_types::executor::executor_owner(action).map(|o| vec![o]);
+    job.metadata.managed_fields = serde_json::from_value(managed_fields()).ok();
+    job.status = serde_json::from_value(json!({
+        "startTime": "2026-01-01T00:00:01Z", "completionTime": "2026-01-01T00:05:00Z", "succeeded": 1,
+        "ready": 0, "terminating": 0, "uncountedTerminatedPods": {},
+        "conditions": [
+            {"type": "SuccessCriteriaMet", "status": "True", "lastProbeTime": "2026-01-01T00:05:00Z", "lastTransitionTime": "2026-01-01T00:05:00Z"},
+            {"type": "Complete", "status": "True", "lastProbeTime": "2026-01-01T00:05:00Z", "lastTransitionTime": "2026-01-01T00:05:00Z"}]
+    }))
+    .ok();
+    job
+}
+
+fn scheduled_backup(template: &Value, name: &str, namespace: &str) -> ScheduledBackup {
+    let mut sb = template.clone();
+    sb["metadata"] = json!({"name": name, "namespace": namespace, "uid": format!("sb-{namespace}-{name}"),
+                            "resourceVersion": "50", "generation": 1, "managedFields": managed_fields()});
+    serde_json::from_value(sb).unwrap()
+}
+
+struct Caches {
+    actions: Store<RequestedBackupAction>,
+    jobs: Store<Job>,
+    sbs: Store<ScheduledBackup>,
+    index: ActionsBySb,
+    /// Keeps the writers (and with them the stores' contents) alive.
+    _writers: Box<dyn std::any::Any>,
+}
+
+/// The three caches after a list of `sbs` SBs with one finished action and Job each (and one waiting action of the
+/// first SB), through the controller's projections when `project`.
+fn fill(sbs: &[ScheduledBackup], pod_template: &PodTemplate, project: bool) -> Caches {
+    let (actions, mut action_writer) = reflector::store();
+    let (jobs, mut job_writer) = reflector::store();
+    let (sb_store, mut sb_writer) = reflector::store();
+    let index = ActionsBySb::default();
+    let mut waiting = finished_action("waiting", "team-0", &sbs[0].name_any());
+    waiting.status = None;
+    for (i, sb) in sbs.iter().enumerate() {
+        let namespace = sb.namespace().unwrap();
+        let mut action = finished_action(&format!("run-{i}"), &namespace, &sb.name_any());
+        let mut job = finished_job(pod_template, &action);
+        let mut sb = sb.clone();
+        if project {
+            lean::action(&mut action);
+            lean::job(&mut job);
+            lean::scheduled_backup(&mut sb);
+        }
+        let event = Event::Apply(action);
+        index.observe(&event);
+        action_writer.apply_watcher_event(&event);
+        job_writer.apply_watcher_event(&Event::Apply(job));
+        sb_writer.apply_watcher_event(&Event::Apply(sb));
+    }
+    let event = Event::Apply(waiting);
+    index.observe(&event);
+    action_writer.apply_watcher_event(&event);
+    Caches {
+        actions,
+        jobs,
+        sbs: sb_store,
+        index,
+        _writers: Box::new((action_writer, job_writer, sb_writer)),
+    }
+}
+
+/// The whole-store scan `waiting_on` used to be.
+fn waiting_by_scan(actions: &Store<RequestedBackupAction>, sb: &ScheduledBackup) -> usize {
+    let (namespace, name) = (sb.namespace(), sb.name_any());
+    actions
+        .state()
+        .iter()
+        .filter(|a| {
+            a.namespace() == namespace
+                && a.spec.scheduled_backup_ref.name == name
+                && !reconcile::is_terminal(a)
+        })
+        .count()
+}
+
+/// The whole-store scan history limits used to be.
+fn history_by_scan(actions: &Store<RequestedBackupAction>, sb: &ScheduledBackup) -> usize {
+    let (namespace, name) = (sb.namespace(), sb.name_any());
+    let state = actions.state();
+    let mine = state
+        .iter()
+        .filter(|a| a.namespace() == namespace && a.spec.scheduled_backup_ref.name == name);
+    history::beyond_limits(sb, mine.map(|a| a.as_ref())).len()
+}
+
+/// Mean time of `f` over every SB, repeated until at least `budget` has passed.
+fn per_event(
+    sbs: &[Arc<ScheduledBackup>],
+    budget: Duration,
+    mut f: impl FnMut(&ScheduledBackup),
+) -> Duration {
+    let started = Instant::now();
+    let mut calls = 0u32;
+    while started.elapsed() < budget {
+        for sb in sbs {
+            f(sb);
+        }
+        calls += sbs.len() as u32;
+    }
+    started.elapsed() / calls
+}
+
+#[tokio::main]
+async fn main() {
+    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000]);
+    let fake = support::server(false);
+    support::seed(&fake);
+    let pod_template: PodTemplate = serde_json::from_value(
+        fake.get(
+            "podtemplates",
+            support::NS,
+            &format!("{}-backup", support::SB),
+        )
+        .expect("seeded PodTemplate"),
+    )
+    .unwrap();
+    let example_sb = fake
+        .get("scheduledbackups", support::NS, support::SB)
+        .unwrap();
+
+    println!(
+        "action-controller scale: N ScheduledBackups, one finished action and Job each (+1 waiting action)"
+    );
+    let mut first: Option<(Duration, Duration)> = None;
+    for &n in &sizes {
+        let sbs: Vec<ScheduledBackup> = (0..n)
+            .map(|i| {
+                scheduled_backup(
+                    &example_sb,
+                    &format!("app-{i}"),
+                    &format!("team-{}", i % 10),
+                )
+            })
+            .collect();
+        let rss_before = rss_kib();
+        let caches = fill(&sbs, &pod_template, true);
+        let rss_lean = rss_kib();
+        assert_eq!(caches.actions.state().len(), n + 1);
+        let cached_sbs = caches.sbs.state();
+
+        let budget = Duration::from_millis(500);
+        let mut found = 0;
+        let index_event = per_event(&cached_sbs, budget, |sb| {
+            found += black_box(waiting_on(&caches.index, sb)).len();
+        });
+        assert!(found > 0, "the waiting action is found");
+        let scan_event = per_event(&cached_sbs, budget, |sb| {
+            black_box(waiting_by_scan(&caches.actions, sb));
+        });
+        let index_history = per_event(&cached_sbs, budget, |sb| {
+            let history = history::finished_of(
+                &caches.actions,
+                &caches.index,
+                &sb.namespace().unwrap(),
+                &sb.name_any(),
+            );
+            black_box(history::beyond_limits(
+                sb,
+                history.iter().map(|a| a.as_ref()),
+            ));
+        });
+        let scan_history = per_event(&cached_sbs, Duration::from_millis(200), |sb| {
+            black_box(history_by_scan(&caches.actions, sb));
+        });
+
+        let full = fill(&sbs, &pod_template, false);
+        let size = |store_bytes: fn(&Caches) -> usize, c: &Caches| store_bytes(c) / n;
+        let action_bytes = |c: &Caches| {
+            c.actions
+                .state()
+                .iter()
+                .map(|a| lean::json_size(a.as_ref()))
+                .sum()
+        };
+        let job_bytes = |c: &Caches| {
+            c.jobs
+                .state()
+                .iter()
+                .map(|j| lean::json_size(j.as_ref()))
+                .sum()
+        };
+        let sb_bytes = |c: &Caches| {
+            c.sbs
+                .state()
+                .iter()
+                .map(|s| lean::json_size(s.as_ref()))
+                .sum()
+        };
+
+        println!("N = {n}");
+        println!(
+            "  SB event → waiting actions: {:>9.0} ns (index)   {:>11.0} ns (scan of every action, before)",
+            index_event.as_nanos() as f64,
+            scan_event.as_nanos() as f64
+        );
+        println!(
+            "  history of one SB:          {:>9.0} ns (index)   {:>11.0} ns (scan of every action, before)",
+            index_history.as_nanos() as f64,
+            scan_history.as_nanos() as f64
+        );
+        println!(
+            "  cached bytes per object (JSON), full → lean: action {} → {}, Job {} → {}, SB {} → {}",
+            size(action_bytes, &full),
+            size(action_bytes, &caches),
+            size(job_bytes, &full),
+            size(job_bytes, &caches),
+            size(sb_bytes, &full),
+            size(sb_bytes, &caches),
+        );
+        println!(
+            "  resident memory of the lean caches: {:.1} MiB ({:.2} KiB per SB with its action and Job)",
+            (rss_lean.saturating_sub(rss_before)) as f64 / 1024.0,
+            (rss_lean.saturating_sub(rss_before)) as f64 / n as f64
+        );
+        match first {
+            None => first = Some((index_event, index_history)),
+            Some((event0, history0)) => println!(
+                "  per-event cost vs N = {}: SB event {:.2}×, history {:.2}× (target ≤ 1.3×)",
+                sizes[0],
+                index_event.as_secs_f64() / event0.as_secs_f64(),
+                index_history.as_secs_f64() / history0.as_secs_f64()
+            ),
+        }
+        drop(full);
+        drop(caches);
+    }
+}
