@@ -1102,3 +1102,58 @@ async fn finished_actions_beyond_the_scheduled_backups_history_limits_are_delete
     assert!(exists("second") && exists("running"));
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn a_scheduled_backup_change_wakes_its_running_action_and_never_its_finished_ones() {
+    let server = server(false);
+    seed(&server);
+    let controller = start(server.client());
+    for name in ["done-1", "done-2", "done-3"] {
+        server
+            .insert(action(name, json!({"action": "backup"})))
+            .unwrap();
+        wait_job(&server, name).await;
+        finish_pod(&server, name, Outcome::Succeeded).await;
+        wait_action(&server, name, "Succeeded", |a| {
+            a["status"]["phase"] == "Succeeded"
+        })
+        .await;
+    }
+    server
+        .insert(action("running", json!({"action": "backup"})))
+        .unwrap();
+    wait_job_state(&server, "running", |j| j["status"]["active"] == 1).await;
+    wait_action(&server, "running", "Running", |a| {
+        a["status"]["phase"] == "Running"
+    })
+    .await;
+    assert_quiet(&server, Duration::from_millis(300), "before the SB changes").await;
+
+    let reconciles = || counter(&controller.registry, "backup_maker_reconcile_total", &[]);
+    for round in 1..=3 {
+        let before = reconciles();
+        // What the scheduled-controller's status writes look like to this controller: an SB event.
+        server
+            .modify("scheduledbackups", NS, SB, |sb| {
+                sb["metadata"]["labels"] = json!({"round": round.to_string()})
+            })
+            .unwrap();
+        // A reconcile writes nothing here: poll the metric, not the server.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while reconciles() == before {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the running action is woken (round {round})"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            reconciles() - before,
+            1.0,
+            "only the running action is reconciled, none of the 3 finished ones (round {round})"
+        );
+    }
+    assert_eq!(server.list_in("requestedbackupactions", NS).len(), 4);
+    controller.stop().await;
+}
