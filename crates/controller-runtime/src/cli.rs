@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use crate::shard::{Shard, ShardError, ShardSelector};
+
 /// Flags shared by every `<bin> run`. Each is also read from the env var shown, so a Deployment can
 /// configure the binary without touching `args`.
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
@@ -37,9 +39,23 @@ pub struct RunArgs {
     /// Namespace of the leader-election Lease; falls back to POD_NAMESPACE, then "default".
     #[arg(long, env = "BMC_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
+
+    /// Only the objects this label selector picks (`riotkit.org/shard=a`; `!riotkit.org/shard` for the default
+    /// shard): one Deployment per shard splits the work. Unset: every object.
+    #[arg(long, env = "BMC_SHARD_SELECTOR")]
+    pub shard_selector: Option<ShardSelector>,
+
+    /// Names the shard's leader Lease (`<controller>-leader-<name>`); derived from `key=value` selectors.
+    #[arg(long, env = "BMC_SHARD_NAME")]
+    pub shard_name: Option<String>,
 }
 
 impl RunArgs {
+    /// The shard this process works on (checked at start-up: a bad selector or name stops it with the reason).
+    pub fn shard(&self) -> Result<Shard, ShardError> {
+        Shard::new(self.shard_selector.clone(), self.shard_name.as_deref())
+    }
+
     /// The namespace the Lease lives in: `--lease-namespace`, else `POD_NAMESPACE` (set through the
     /// downward API in the Deployment), else `"default"`.
     pub fn effective_lease_namespace(&self) -> String {
@@ -83,13 +99,15 @@ mod tests {
     /// set env vars hold this lock to stay independent of each other.
     static ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-    const VARS: [&str; 6] = [
+    const VARS: [&str; 8] = [
         "BMC_METRICS_ADDR",
         "BMC_LEADER_ELECTION",
         "BMC_NAMESPACE",
         "BMC_LOG_FORMAT",
         "BMC_CONCURRENCY",
         "BMC_LEASE_NAMESPACE",
+        "BMC_SHARD_SELECTOR",
+        "BMC_SHARD_NAME",
     ];
 
     fn parse_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<RunArgs, clap::Error> {
@@ -123,6 +141,8 @@ mod tests {
         assert_eq!(a.log_format, LogFormat::Text);
         assert_eq!(a.concurrency, 8);
         assert_eq!(a.lease_namespace, None);
+        assert_eq!(a.shard_selector, None);
+        assert_eq!(a.shard().unwrap(), Shard::all());
     }
 
     #[test]
@@ -149,6 +169,8 @@ mod tests {
                 ("BMC_LOG_FORMAT", "json"),
                 ("BMC_CONCURRENCY", "3"),
                 ("BMC_LEASE_NAMESPACE", "ops"),
+                ("BMC_SHARD_SELECTOR", "riotkit.org/shard in (a,b)"),
+                ("BMC_SHARD_NAME", "ab"),
             ],
         )
         .unwrap();
@@ -158,6 +180,11 @@ mod tests {
         assert_eq!(a.log_format, LogFormat::Json);
         assert_eq!(a.concurrency, 3);
         assert_eq!(a.lease_namespace.as_deref(), Some("ops"));
+        assert_eq!(
+            a.shard().unwrap().lease_name("x"),
+            "x-leader-ab",
+            "the shard selector and name come from the environment"
+        );
     }
 
     #[test]
@@ -184,5 +211,21 @@ mod tests {
         assert_eq!(resolve_lease_namespace(None, Some("b")), "b");
         assert_eq!(resolve_lease_namespace(Some(""), Some("b")), "b");
         assert_eq!(resolve_lease_namespace(None, None), "default");
+    }
+
+    #[test]
+    fn a_malformed_shard_selector_stops_the_command_line_with_the_reason() {
+        let error = parse_with_env(&["--shard-selector", "riotkit.org/shard in a"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("parentheses"), "{error}");
+    }
+
+    #[test]
+    fn a_shard_selector_that_names_no_lease_is_refused_at_start_up() {
+        let a = parse_with_env(&["--shard-selector", "tier!=gold"], &[]).unwrap();
+        assert!(matches!(a.shard(), Err(ShardError::NameRequired { .. })));
+        let a = parse_with_env(&["--shard-selector", "riotkit.org/shard=a"], &[]).unwrap();
+        assert_eq!(a.shard().unwrap().lease_name("x"), "x-leader-a");
     }
 }

@@ -1,6 +1,6 @@
 //! The shared runtime of every controller binary, so no binary re-implements its plumbing: flags ([`cli`]),
 //! logging ([`telemetry`]), reconcile metrics ([`metrics`]), readiness ([`health`]), the /metrics /healthz /readyz
-//! server ([`server`]), Lease leader election ([`leader`]), the shutdown signal ([`shutdown`]), watch caches,
+//! server ([`server`]), Lease leader election ([`leader`]), sharding by label selector ([`shard`]), the shutdown signal ([`shutdown`]), watch caches,
 //! last-write memory and per-object backoff ([`cache`]), the start-up path ([`runtime`]) and a parser of the
 //! Prometheus text format for tests ([`exposition`]).
 
@@ -18,4 +18,5 @@ pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod shutdown;
+pub mod shard;
 pub mod telemetry;

@@ -10,6 +10,7 @@ use prometheus::Registry;
 use crate::cli::RunArgs;
 use crate::health::Health;
 use crate::metrics::ControllerMetrics;
+use crate::shard::Shard;
 
 /// A shutdown future a `kube::runtime::Controller` accepts (`graceful_shutdown_on` needs `Send + Sync`).
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>>;
@@ -27,6 +28,9 @@ pub struct ControllerConfig {
     pub health: Health,
     /// Identity in events (the pod name).
     pub instance: Option<String>,
+    /// The objects this Deployment works on (`--shard-selector`): apply [`Shard::watch`] to every watch of
+    /// objects that carry the shard label.
+    pub shard: Shard,
 }
 
 impl ControllerContext {
@@ -38,6 +42,7 @@ impl ControllerContext {
             metrics: self.metrics,
             health: self.health,
             instance: self.instance,
+            shard: self.shard,
         };
         (config, self.shutdown)
     }
@@ -57,13 +62,16 @@ pub struct ControllerContext {
     pub health: Health,
     /// This replica's identity (pod name), for event reporters.
     pub instance: Option<String>,
+    /// `--shard-selector` (see [`ControllerConfig::shard`]).
+    pub shard: Shard,
     /// Resolves on SIGTERM/Ctrl-C, or when leadership is lost.
     pub shutdown: Shutdown,
 }
 
 /// Runs a controller binary: connects (KUBECONFIG or in-cluster), serves metrics and health on
-/// `--metrics-addr`, waits for the `<name>-leader` Lease when `--leader-election` is on, then runs `start` until
-/// shutdown. Losing the lease stops the controller so the process exits and restarts clean.
+/// `--metrics-addr`, waits for the `<name>-leader` Lease (`<name>-leader-<shard>` in a named shard) when
+/// `--leader-election` is on, then runs `start` until shutdown. Losing the lease stops the controller so the process
+/// exits and restarts clean. A bad `--shard-selector` stops it before it connects.
 pub async fn run_controller<F, Fut>(
     name: &'static str,
     args: RunArgs,
@@ -73,6 +81,7 @@ where
     F: FnOnce(kube::Client, ControllerContext) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    args.shard()?;
     let client = crate::client::infer().await?;
     run_controller_with(client, name, args, start).await
 }
@@ -88,6 +97,10 @@ where
     F: FnOnce(kube::Client, ControllerContext) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    let shard = args.shard()?;
+    if let Some(selector) = shard.selector() {
+        tracing::info!(%selector, lease = shard.lease_name(name), "sharded: watching only the objects the selector picks");
+    }
     let registry = Registry::new();
     let metrics = ControllerMetrics::new(name, &registry);
     let health = Health::default();
@@ -117,7 +130,7 @@ where
     if args.leader_election {
         // A standby replica is healthy: readiness reports its role but does not fail.
         health.set_ready(true);
-        let lease = format!("{name}-leader");
+        let lease = shard.lease_name(name);
         let elector = crate::leader::Elector::new(
             client.clone(),
             &args.effective_lease_namespace(),
@@ -152,6 +165,7 @@ where
         registry,
         health,
         instance: Some(identity),
+        shard,
         shutdown: Box::pin(wait_stopped(stop_rx)),
     };
     let lost = holding.as_ref().map(|(_, held)| held.leading());

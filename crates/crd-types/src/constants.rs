@@ -35,6 +35,11 @@ pub mod labels {
     pub const APP_PART_OF: &str = "app.kubernetes.io/part-of";
     /// Value of `app.kubernetes.io/name` and `part-of`.
     pub const APP_NAME_VALUE: &str = "backup-maker";
+    /// The shard a ScheduledBackup or RequestedBackupAction belongs to (`--shard-selector`, the way Flux shards
+    /// with `sharding.fluxcd.io/key`). Set by the user on the SB; copied onto its children, the Jobs and Pods they
+    /// spawn and the actions created for it, so a shard's watches see only its own objects. Objects without it
+    /// belong to the default shard (`!riotkit.org/shard`).
+    pub const SHARD: &str = "riotkit.org/shard";
 }
 
 /// Annotations.

@@ -145,6 +145,16 @@ fn prepare(pod_template: &PodTemplate, action: &RequestedBackupAction) -> Result
         labels::APP_MANAGED_BY.to_string(),
         field_managers::ACTION_CONTROLLER.to_string(),
     );
+    // The executor is in its action's shard (the shard that watches it), not in the one its PodTemplate came from.
+    match action
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::SHARD))
+    {
+        Some(shard) => labels.insert(labels::SHARD.to_string(), shard.clone()),
+        None => labels.remove(labels::SHARD),
+    };
     meta.labels = Some(labels.clone());
     if let Some(version) = action
         .spec
@@ -294,6 +304,41 @@ mod tests {
             "spec": spec,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_job_and_its_pod_are_in_the_actions_shard_whatever_the_pod_templates_shard() {
+        let mut pt = pod_template(json!({}));
+        let pod_meta = pt.template.as_mut().unwrap().metadata.as_mut().unwrap();
+        pod_meta
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(labels::SHARD.into(), "a".into());
+        let spec = json!({"action": "restore", "scheduledBackupRef": {"name": "app1"}});
+        let mut sharded = action(spec.clone(), Some("u-1"));
+        sharded.metadata.labels = Some([(labels::SHARD.to_string(), "b".to_string())].into());
+        let shard_of = |a: &RequestedBackupAction| {
+            let Executor::Job(job) = build(&pt, a).unwrap() else {
+                panic!("kindType defaults to Job")
+            };
+            let pod = job.spec.unwrap().template.metadata.unwrap().labels.unwrap();
+            let job = job.metadata.labels.unwrap();
+            assert_eq!(job.get(labels::SHARD), pod.get(labels::SHARD));
+            job.get(labels::SHARD).cloned()
+        };
+        assert_eq!(shard_of(&sharded).as_deref(), Some("b"));
+        assert_eq!(
+            shard_of(&action(spec, Some("u-1"))),
+            None,
+            "an unlabelled action is in the default shard"
+        );
+        let workflow = workflow(&pt, &sharded).unwrap();
+        assert_eq!(workflow["metadata"]["labels"][labels::SHARD], "b");
+        assert_eq!(
+            workflow["spec"]["podMetadata"]["labels"][labels::SHARD],
+            "b"
+        );
     }
 
     #[test]

@@ -95,10 +95,13 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     // not a scan of every SB.
     let by_key_secret = Arc::new(ReverseIndex::new(key_secret_of));
     let index = by_key_secret.clone();
-    let (store, backup_events) =
-        cached_with(backups, watcher::Config::default(), &watches, move |e| {
-            index.observe(e)
-        });
+    let (store, backup_events) = cached_with(
+        backups,
+        config.shard.watch(watcher::Config::default()),
+        &watches,
+        move |e| index.observe(e),
+    );
+    // Secrets are not sharded (`--shard-selector` picks SBs only): key Secrets are the user's, unlabelled.
     // Secrets are watched as metadata only: the mapping needs names, and key material then only ever reaches
     // this process through the one GET of a referenced Secret (not every Secret of the cluster over the watch).
     let secret_events = touched(secrets, watcher::Config::default(), &watches);

@@ -82,6 +82,7 @@ impl Running {
             registry: registry.clone(),
             health: health.clone(),
             instance: Some(instance.to_string()),
+            shard: Default::default(),
             shutdown: Box::pin(async move {
                 let _ = stopped.wait_for(|s| *s).await;
             }),

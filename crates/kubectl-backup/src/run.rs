@@ -66,6 +66,19 @@ pub fn new_action(args: &RunArgs) -> RequestedBackupAction {
     }
 }
 
+/// Puts the action in its ScheduledBackup's shard (`riotkit.org/shard`), where the controllers that see the SB
+/// and its PodTemplate run it.
+pub fn in_shard_of(action: &mut RequestedBackupAction, sb: &crd_types::ScheduledBackup) {
+    let shard = crd_types::constants::labels::SHARD;
+    if let Some(value) = sb.labels().get(shard) {
+        action
+            .metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(shard.to_string(), value.clone());
+    }
+}
+
 /// `kubectl backup run`: creates the action, prints its name, and with `--wait` follows it until it ends,
 /// `args.timeout` passes, or `interrupt` resolves (Ctrl-C in the binary). Returns the action's name.
 pub async fn run(
@@ -75,11 +88,13 @@ pub async fn run(
     interrupt: impl Future<Output = ()> + Send,
 ) -> Result<String> {
     // Fails with the list of existing ScheduledBackups, before anything is created.
-    lookup::scheduled_backup(session, &args.scheduled_backup).await?;
+    let sb = lookup::scheduled_backup(session, &args.scheduled_backup).await?;
     let api: Api<RequestedBackupAction> =
         Api::namespaced(session.client.clone(), &session.namespace);
+    let mut action = new_action(args);
+    in_shard_of(&mut action, &sb);
     let created = api
-        .create(&PostParams::default(), &new_action(args))
+        .create(&PostParams::default(), &action)
         .await
         .map_err(|e| {
             Error::api(
@@ -585,5 +600,35 @@ mod tests {
         );
         assert_eq!(action.spec.target_version.as_deref(), Some("v3"));
         assert_eq!(action.spec.kind_type, KindType::Job);
+    }
+
+    #[test]
+    fn a_new_action_joins_the_shard_of_its_scheduled_backup() {
+        let mut action = new_action(&RunArgs {
+            scheduled_backup: "app1".into(),
+            ..Default::default()
+        });
+        let mut sb: crd_types::ScheduledBackup = serde_json::from_value(serde_json::json!({
+            "apiVersion": "riotkit.org/v1alpha1", "kind": "ScheduledBackup",
+            "metadata": {"name": "app1", "labels": {"riotkit.org/shard": "a"}},
+            "spec": {"operation": "backup", "templateRef": {"kind": "internal", "name": "pg15"},
+                     "gpgKeySecretRef": {"secretName": "k"}, "tokenSecretRef": {"secretName": "t"}},
+        }))
+        .unwrap();
+        in_shard_of(&mut action, &sb);
+        let labels = action.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["riotkit.org/shard"], "a");
+        assert_eq!(labels["app.kubernetes.io/created-by"], crate::FIELD_MANAGER);
+
+        sb.metadata.labels = None;
+        let mut unsharded = new_action(&RunArgs::default());
+        in_shard_of(&mut unsharded, &sb);
+        assert!(
+            !unsharded
+                .metadata
+                .labels
+                .unwrap()
+                .contains_key("riotkit.org/shard")
+        );
     }
 }

@@ -91,6 +91,7 @@ async fn in_process(count: usize) {
         metrics,
         health: Health::default(),
         instance: None,
+        shard: Default::default(),
     };
     let client = fake.client();
     let started = Instant::now();

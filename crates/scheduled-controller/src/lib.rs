@@ -104,6 +104,11 @@ pub async fn run(
     ));
     let labelled_jobs = watcher::Config::default().labels(labels::SCHEDULED_BACKUP);
 
+    // `--shard-selector`: children, their Jobs and Pods carry their SB's shard label (not the referenced Secrets).
+    let (managed, labelled_jobs) = (
+        config.shard.watch(managed),
+        config.shard.watch(labelled_jobs),
+    );
     // Each kind is watched once: the reflector feeds both the cache and the controller's trigger. Readiness
     // follows the watches' lists (not `Store::wait_until_ready`, whose wake-up a second waiter can lose to the
     // Controller waiting on the same store); an API server outage restarts them all.
@@ -150,7 +155,9 @@ pub async fn run(
     let pods_by_owner = Arc::new(ReverseIndex::new(pods::owners));
     let (pods, pod_stream) = pods::cached(
         scoped_api::<Pod>(&client, ns.as_deref()),
-        watcher::Config::default().labels(labels::SCHEDULED_BACKUP),
+        config
+            .shard
+            .watch(watcher::Config::default().labels(labels::SCHEDULED_BACKUP)),
         &watches,
         pods_by_owner.clone(),
     );
@@ -165,7 +172,7 @@ pub async fn run(
     let by_secret = Arc::new(ReverseIndex::new(secrets_of));
     let (sbs, sb_stream) = cached_with(
         scoped_api::<ScheduledBackup>(&client, ns.as_deref()),
-        watcher::Config::default(),
+        config.shard.watch(watcher::Config::default()),
         &watches,
         {
             let (by_template, by_secret) = (by_template.clone(), by_secret.clone());

@@ -44,22 +44,25 @@ pub fn action(sb: &ScheduledBackup, name: &str, uid: &str) -> RequestedBackupAct
             ttl_seconds_after_finished: None,
         },
     );
+    let mut action_labels: std::collections::BTreeMap<String, String> = [
+        (
+            labels::SCHEDULED_BACKUP.to_string(),
+            crd_types::names::label_value(&sb_name),
+        ),
+        (
+            labels::APP_MANAGED_BY.to_string(),
+            SCHEDULED_CONTROLLER.to_string(),
+        ),
+    ]
+    .into();
+    // In the SB's shard: the action-controller of that shard is the one that sees the SB and its PodTemplate.
+    if let Some(shard) = sb.labels().get(labels::SHARD) {
+        action_labels.insert(labels::SHARD.to_string(), shard.clone());
+    }
     action.metadata = ObjectMeta {
         name: Some(name.to_string()),
         namespace: sb.namespace(),
-        labels: Some(
-            [
-                (
-                    labels::SCHEDULED_BACKUP.to_string(),
-                    crd_types::names::label_value(&sb_name),
-                ),
-                (
-                    labels::APP_MANAGED_BY.to_string(),
-                    SCHEDULED_CONTROLLER.to_string(),
-                ),
-            ]
-            .into(),
-        ),
+        labels: Some(action_labels),
         owner_references: Some(vec![OwnerReference {
             api_version: crd_types::constants::API_VERSION.to_string(),
             kind: "ScheduledBackup".to_string(),
@@ -166,5 +169,17 @@ spec:
             a.metadata.labels.as_ref().unwrap()[labels::SCHEDULED_BACKUP],
             "app1"
         );
+        assert!(
+            !a.metadata.labels.unwrap().contains_key(labels::SHARD),
+            "an unsharded SB's action is in the default shard"
+        );
+    }
+
+    #[test]
+    fn the_action_is_in_the_shard_of_its_scheduled_backup() {
+        let mut sharded = sb(Some(true), None);
+        sharded.metadata.labels = Some([(labels::SHARD.to_string(), "a".to_string())].into());
+        let a = action(&sharded, "app1-on-create-4", "u-1");
+        assert_eq!(a.metadata.labels.unwrap()[labels::SHARD], "a");
     }
 }

@@ -37,6 +37,7 @@ fn start(fake: FakeApiServer) -> World {
         metrics: metrics.clone(),
         health: Health::default(),
         instance: Some("test".into()),
+        shard: Default::default(),
     };
     let client = fake.client();
     let task = tokio::spawn(async move {
@@ -672,6 +673,7 @@ async fn the_controller_stops_gracefully_when_shutdown_fires() {
     result.unwrap().unwrap();
 }
 
+        shard: Default::default(),
 #[tokio::test]
 async fn a_name_collision_clears_as_soon_as_the_foreign_object_is_deleted() {
     let fake = server();
@@ -704,6 +706,7 @@ async fn a_name_collision_clears_as_soon_as_the_foreign_object_is_deleted() {
 #[tokio::test]
 async fn a_long_error_reaches_the_event_cut_to_the_api_limit_and_the_condition_in_full() {
     let fake = server();
+        shard: Default::default(),
     seed(&fake);
     // A quantity the render refuses, quoted in full in the message.
     let key = "k".repeat(1500);

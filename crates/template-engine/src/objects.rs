@@ -273,10 +273,11 @@ fn secret_env(name: &str, sv: &SecretValue) -> EnvVar {
     }
 }
 
-/// Labels of every child of a ScheduledBackup for one operation.
-pub fn child_labels(sb_name: &str, op: Operation) -> BTreeMap<String, String> {
+/// Labels of every child of a ScheduledBackup for one operation. `shard` is the SB's `riotkit.org/shard` label:
+/// copied so a sharded controller's child watches (and the Jobs and Pods a CronJob spawns) follow the SB's shard.
+pub fn child_labels(sb_name: &str, op: Operation, shard: Option<&str>) -> BTreeMap<String, String> {
     let sb = label_value(sb_name);
-    BTreeMap::from([
+    let mut labels = BTreeMap::from([
         (labels::SCHEDULED_BACKUP.to_string(), sb.clone()),
         (labels::OPERATION.to_string(), op.as_str().to_string()),
         (
@@ -293,7 +294,11 @@ pub fn child_labels(sb_name: &str, op: Operation) -> BTreeMap<String, String> {
             labels::APP_PART_OF.to_string(),
             labels::APP_NAME_VALUE.to_string(),
         ),
-    ])
+    ]);
+    if let Some(shard) = shard {
+        labels.insert(labels::SHARD.to_string(), shard.to_string());
+    }
+    labels
 }
 
 fn owner_ref(kind: &str, name: Option<&str>, uid: Option<&str>) -> Option<Vec<OwnerReference>> {
@@ -558,7 +563,12 @@ pub(crate) fn desired_children(inputs: &Inputs) -> Result<Desired, Error> {
             }
         }
         // Built once per operation and cloned: every object, the jobTemplate and the pod carry the same labels.
-        let labels = child_labels(&sb_name, op);
+        let shard = sb
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::SHARD));
+        let labels = child_labels(&sb_name, op, shard.map(String::as_str));
         let meta = ObjectMeta {
             name: Some(name.clone()),
             namespace: ctx.namespace.clone(),

@@ -191,6 +191,66 @@ fn children_are_named_labelled_and_owned_by_the_scheduled_backup() {
 }
 
 #[test]
+fn every_child_and_the_jobs_and_pods_of_its_cron_job_carry_the_scheduled_backups_shard_label() {
+    let mut s = sb(VARS_REF, FULL_VARS);
+    s.metadata.labels = Some([("riotkit.org/shard".to_string(), "a".to_string())].into());
+    let d = render(&s, &builtin("pg15").unwrap()).unwrap();
+    let cj = d.cron_job.as_ref().unwrap();
+    let job_template = &cj.spec.as_ref().unwrap().job_template;
+    let metas = d
+        .config_maps
+        .iter()
+        .map(|c| &c.metadata)
+        .chain(d.secrets.iter().map(|s| &s.metadata))
+        .chain(d.pod_templates.iter().map(|p| &p.metadata))
+        .chain(
+            d.pod_templates
+                .iter()
+                .map(|p| p.template.as_ref().unwrap().metadata.as_ref().unwrap()),
+        )
+        .chain([&cj.metadata, job_template.metadata.as_ref().unwrap()])
+        .chain([job_template
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()]);
+    let mut seen = 0;
+    for meta in metas {
+        assert_eq!(meta.labels.as_ref().unwrap()["riotkit.org/shard"], "a");
+        seen += 1;
+    }
+    assert_eq!(
+        seen, 11,
+        "2 ConfigMaps, 2 Secrets, 2 PodTemplates and their pods, the CronJob, its Job and pod"
+    );
+}
+
+#[test]
+fn children_of_a_scheduled_backup_without_a_shard_label_have_none_so_they_stay_in_the_default_shard()
+ {
+    let d = render(&sb(VARS_REF, FULL_VARS), &builtin("pg15").unwrap()).unwrap();
+    let cj = d.cron_job.as_ref().unwrap();
+    assert!(
+        !cj.metadata
+            .labels
+            .as_ref()
+            .unwrap()
+            .contains_key("riotkit.org/shard")
+    );
+    assert!(
+        !d.pod_templates[0]
+            .metadata
+            .labels
+            .as_ref()
+            .unwrap()
+            .contains_key("riotkit.org/shard")
+    );
+}
+
+#[test]
 fn children_have_no_owner_reference_without_a_uid() {
     let mut s = sb(VARS_REF, FULL_VARS);
     s.metadata.uid = None;

@@ -216,6 +216,7 @@ impl Env {
             registry: prometheus::Registry::new(),
             health: health.clone(),
             instance: Some("e2e".into()),
+            shard: Default::default(),
             shutdown: Box::pin(std::future::pending()),
         };
         self.spawn(
@@ -236,6 +237,7 @@ impl Env {
             metrics: metrics.clone(),
             health: health.clone(),
             instance: Some("e2e".into()),
+            shard: Default::default(),
         };
         self.spawn(
             "scheduled-controller",
@@ -259,6 +261,7 @@ impl Env {
             metrics: metrics.clone(),
             health: health.clone(),
             instance: Some("e2e".into()),
+            shard: Default::default(),
         };
         self.spawn(
             "action-controller",
@@ -280,6 +283,7 @@ impl Env {
             overdue_grace: jiff::SignedDuration::from_hours(1),
             registry: self.registry.clone(),
             health: health.clone(),
+            shard: Default::default(),
         };
         let metrics = self.metrics("metrics-exporter");
         self.spawn(

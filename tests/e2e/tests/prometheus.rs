@@ -264,6 +264,8 @@ where
         log_format: LogFormat::Text,
         concurrency: 4,
         lease_namespace: None,
+        shard_selector: None,
+        shard_name: None,
     };
     let client = env.client.clone();
     tokio::spawn(async move {
@@ -285,6 +287,7 @@ async fn spawn_exporter(env: &Env) -> SocketAddr {
         overdue_grace: jiff::SignedDuration::from_mins(-2),
         registry: registry.clone(),
         health: health.clone(),
+        shard: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
