@@ -215,8 +215,24 @@ impl<K> Watched for K where
 {
 }
 
+/// The annotation `kubectl apply` keeps a copy of the whole object in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what no controller reads and what is often most of an object: `managedFields` and the
+/// [`LAST_APPLIED`] copy of the object (a ScheduledBackup applied with kubectl doubles in size with it).
+pub fn drop_unread_metadata<K: Resource>(object: &mut K) {
+    object.managed_fields_mut().clear();
+    let annotations = &mut object.meta_mut().annotations;
+    if let Some(map) = annotations {
+        map.remove(LAST_APPLIED);
+        if map.is_empty() {
+            *annotations = None;
+        }
+    }
+}
+
 /// The events of a watch of `api` that restarts (lists again) whenever `watches` says so, retrying failures on
-/// [`WatchRetry`]; `managedFields` are dropped (never read, often the largest part of an object). Readiness
+/// [`WatchRetry`]; what no controller reads is dropped ([`drop_unread_metadata`]). Readiness
 /// and the restart metric follow its events. Errors are still yielded (for the reflector), see [`cached`].
 pub fn restarting_watch<K>(
     api: Api<K>,
@@ -233,7 +249,7 @@ where
         let mut restart = restarts.clone();
         restart.borrow_and_update();
         watcher(api.clone(), config.clone())
-            .modify(|object: &mut K| object.managed_fields_mut().clear())
+            .modify(drop_unread_metadata)
             .backoff(WatchRetry::default())
             .take_until(async move {
                 let _ = restart.changed().await;
@@ -383,6 +399,22 @@ mod tests {
         assert!(!health.is_ready());
         watches.listed(b);
         assert!(health.is_ready());
+    }
+
+    #[test]
+    fn cached_objects_lose_managed_fields_and_the_kubectl_copy_but_keep_other_annotations() {
+        let mut cm: k8s_openapi::api::core::v1::ConfigMap =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "a", "annotations": {LAST_APPLIED: "{...}", "keep": "1"},
+                             "managedFields": [{"manager": "kubectl", "operation": "Update"}]},
+            }))
+            .unwrap();
+        drop_unread_metadata(&mut cm);
+        assert!(cm.metadata.managed_fields.unwrap_or_default().is_empty());
+        assert_eq!(
+            cm.metadata.annotations.unwrap().keys().collect::<Vec<_>>(),
+            ["keep"]
+        );
     }
 
     #[test]

@@ -5,10 +5,13 @@
 
 use std::fmt::Debug;
 
+use controller_runtime::cache::Watched;
+use controller_runtime::lean::LeanCache;
+use crd_types::constants::annotations::SPEC_HASH;
 use crd_types::constants::field_managers::SCHEDULED_CONTROLLER;
 use crd_types::{ChildReference, ScheduledBackup};
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -43,11 +46,16 @@ pub struct ScheduledBackupRef<'a> {
 }
 
 /// Applies `desired` objects of one kind, then deletes this owner's objects of that kind not in `desired`.
-/// Returns the objects as they now are (from the cache, or the apply response), so status can be computed from
-/// what was just applied even before the watch delivers it.
+/// Returns the objects as they now are (stripped from the cache, or the full apply response), so status can be
+/// computed from what was just applied even before the watch delivers it.
+///
+/// Each desired object is applied with its hash as the `riotkit.org/spec-hash` annotation: a cached child whose
+/// hash differs is applied without comparing content (the cache keeps none, see
+/// [`controller_runtime::lean`]); one whose hash matches is compared only when its version is unchecked (a
+/// hand edit, a restart).
 pub async fn sync_kind<K>(
     ctx: &Context,
-    store: &Store<K>,
+    cache: &LeanCache<K>,
     namespace: &str,
     owner: &ScheduledBackupRef<'_>,
     desired: &[K],
@@ -69,39 +77,26 @@ where
     let plural = K::plural(&()).to_string();
     let mut current = Vec::with_capacity(desired.len());
     for object in desired {
+        let object = &with_spec_hash(object);
         let name = object.name_any();
-        let cached = store.get(&ObjectRef::new(&name).within(namespace));
-        // The cache only holds objects labelled as ours; a foreign object with the name must be looked up.
-        let observed = match cached {
-            Some(o) => Some(o.as_ref().clone()),
-            None => api
+        let cached = cache.get(namespace, &name);
+        if let Some(observed) = &cached {
+            if !controlled_by(observed.as_ref(), owner.uid) {
+                return Err(collision::<K>(ctx, owner, namespace, name));
+            }
+            if unchanged(cache, observed, object) {
+                applied.push(reference::<K>(&name));
+                current.push(observed.as_ref().clone());
+                continue;
+            }
+        } else {
+            // The cache only holds objects labelled as ours; a foreign object with the name must be looked up.
+            let foreign = api
                 .get_opt(&name)
                 .await
-                .map_err(Error::kube(format!("reading {kind} {name}")))?,
-        };
-        if let Some(observed) = &observed {
-            if !controlled_by(observed, owner.uid) {
-                // Proceed as soon as the foreign object is gone, not at the next resync.
-                ctx.blocked.wait_until_gone::<K>(
-                    &ctx.client,
-                    namespace,
-                    &name,
-                    owner.waiter.clone(),
-                );
-                return Err(Error::NameCollision {
-                    kind: kind.clone(),
-                    namespace: namespace.to_string(),
-                    name,
-                });
-            }
-            let observed_json = serde_json::to_value(observed).unwrap_or_default();
-            let desired_json = serde_json::to_value(object).unwrap_or_default();
-            if observed.meta().deletion_timestamp.is_none()
-                && contains(&observed_json, &desired_json)
-            {
-                applied.push(reference::<K>(&name));
-                current.push(observed.clone());
-                continue;
+                .map_err(Error::kube(format!("reading {kind} {name}")))?;
+            if foreign.is_some_and(|o| !controlled_by(&o, owner.uid)) {
+                return Err(collision::<K>(ctx, owner, namespace, name));
             }
         }
         let result = api
@@ -112,6 +107,7 @@ where
             )
             .await
             .map_err(Error::write(&kind, namespace, &name))?;
+        cache.applied(&result);
         current.push(result);
         ctx.metrics.api_write(&plural, "apply");
         changes.applied.push(format!("{kind}/{name}"));
@@ -126,8 +122,8 @@ where
         .map(|op| crd_types::names::child_name(&owner.waiter.name, op))
         .filter(|name| !wanted.contains(name))
         .filter(|name| {
-            store
-                .get(&ObjectRef::new(name).within(namespace))
+            cache
+                .get(namespace, name)
                 .is_some_and(|o| controlled_by(o.as_ref(), owner.uid))
         })
         .collect();
@@ -141,6 +137,55 @@ where
         changes.pruned.push(format!("{kind}/{name}"));
     }
     Ok(current)
+}
+
+/// `object` with the hash of its content as the `riotkit.org/spec-hash` annotation.
+pub fn with_spec_hash<K: Resource + Serialize + Clone>(object: &K) -> K {
+    let hash = template_engine::object_hash(object);
+    let mut object = object.clone();
+    object
+        .meta_mut()
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(SPEC_HASH.to_string(), hash);
+    object
+}
+
+/// True when the cached (stripped) child already holds `desired` (which carries its spec hash): same hash, not
+/// being deleted, and its content checked against `desired` when its version is unchecked.
+fn unchanged<K>(cache: &LeanCache<K>, observed: &K, desired: &K) -> bool
+where
+    K: Watched + Serialize,
+{
+    let hash = |o: &K| o.annotations().get(SPEC_HASH).cloned();
+    observed.meta().deletion_timestamp.is_none()
+        && hash(observed) == hash(desired)
+        && cache.content_matches(observed, |full| {
+            contains(
+                &serde_json::to_value(full).unwrap_or_default(),
+                &serde_json::to_value(desired).unwrap_or_default(),
+            )
+        })
+}
+
+/// Waits (by name) for a foreign object holding a child's name to go, and reports the collision.
+fn collision<K>(
+    ctx: &Context,
+    owner: &ScheduledBackupRef<'_>,
+    namespace: &str,
+    name: String,
+) -> Error
+where
+    K: Watched<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    // Proceed as soon as the foreign object is gone, not at the next resync.
+    ctx.blocked
+        .wait_until_gone::<K>(&ctx.client, namespace, &name, owner.waiter.clone());
+    Error::NameCollision {
+        kind: K::kind(&()).to_string(),
+        namespace: namespace.to_string(),
+        name,
+    }
 }
 
 fn reference<K: Resource<DynamicType = ()>>(name: &str) -> ChildReference {

@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use controller_runtime::cache::{Watches, cached, cached_with, scoped_api};
 use controller_runtime::index::ReverseIndex;
+use controller_runtime::lean::{self, LeanCache, lean_cached};
 use controller_runtime::metrics::ControllerMetrics;
 use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
 use crd_types::{ClusterBackupProcedureTemplate, ScheduledBackup};
@@ -51,16 +52,16 @@ pub use controller_runtime::runtime::ControllerConfig as Config;
 
 /// Watch caches the reconcile reads instead of the API.
 pub struct Stores {
-    /// Managed ConfigMaps.
-    pub config_maps: Store<ConfigMap>,
-    /// Managed Secrets.
-    pub secrets: Store<Secret>,
-    /// Managed PodTemplates (read by the action-controller).
-    pub pod_templates: Store<PodTemplate>,
-    /// Managed CronJobs.
-    pub cron_jobs: Store<CronJob>,
-    /// Jobs labelled with a ScheduledBackup.
-    pub jobs: Store<Job>,
+    /// Managed ConfigMaps (metadata; content only until checked, see [`controller_runtime::lean`]).
+    pub config_maps: LeanCache<ConfigMap>,
+    /// Managed Secrets (likewise).
+    pub secrets: LeanCache<Secret>,
+    /// Managed PodTemplates (likewise; read by the action-controller).
+    pub pod_templates: LeanCache<PodTemplate>,
+    /// Managed CronJobs (likewise, keeping status, schedule and `suspend`).
+    pub cron_jobs: LeanCache<CronJob>,
+    /// Jobs labelled with a ScheduledBackup (metadata and status).
+    pub jobs: LeanCache<Job>,
     /// Those Jobs by the uid of their owner (a CronJob's runs without scanning every Job).
     pub jobs_by_owner: Arc<ReverseIndex<Job>>,
     /// The Pods of those Jobs, stripped to their terminated states (see [`pods`]).
@@ -103,12 +104,12 @@ pub async fn run(
         labels::APP_MANAGED_BY
     ));
     let labelled_jobs = watcher::Config::default().labels(labels::SCHEDULED_BACKUP);
-
     // `--shard-selector`: children, their Jobs and Pods carry their SB's shard label (not the referenced Secrets).
     let (managed, labelled_jobs) = (
         config.shard.watch(managed),
         config.shard.watch(labelled_jobs),
     );
+
     // Each kind is watched once: the reflector feeds both the cache and the controller's trigger. Readiness
     // follows the watches' lists (not `Store::wait_until_ready`, whose wake-up a second waiter can lose to the
     // Controller waiting on the same store); an API server outage restarts them all.
@@ -117,25 +118,33 @@ pub async fn run(
         config.health.clone(),
         config.metrics.clone(),
     );
-    let (config_maps, cm_stream) = cached(
+    let (config_maps, cm_stream) = lean_cached(
         scoped_api::<ConfigMap>(&client, ns.as_deref()),
         managed.clone(),
         &watches,
+        lean::config_map,
+        |_| {},
     );
-    let (secrets, secret_stream) = cached(
+    let (secrets, secret_stream) = lean_cached(
         scoped_api::<Secret>(&client, ns.as_deref()),
         managed.clone(),
         &watches,
+        lean::secret,
+        |_| {},
     );
-    let (pod_templates, pod_template_stream) = cached(
+    let (pod_templates, pod_template_stream) = lean_cached(
         scoped_api::<PodTemplate>(&client, ns.as_deref()),
         managed.clone(),
         &watches,
+        lean::pod_template,
+        |_| {},
     );
-    let (cron_jobs, cron_stream) = cached(
+    let (cron_jobs, cron_stream) = lean_cached(
         scoped_api::<CronJob>(&client, ns.as_deref()),
         managed,
         &watches,
+        lean::cron_job,
+        |_| {},
     );
     let jobs_by_owner = Arc::new(ReverseIndex::new(|job: &Job| {
         job.owner_references()
@@ -143,10 +152,12 @@ pub async fn run(
             .map(|o| o.uid.clone())
             .collect()
     }));
-    let (jobs, job_stream) = cached_with(
+    // Jobs are only read for their outcome: cached as metadata and status.
+    let (jobs, job_stream) = lean_cached(
         scoped_api::<Job>(&client, ns.as_deref()),
         labelled_jobs,
         &watches,
+        lean::job,
         {
             let index = jobs_by_owner.clone();
             move |event| index.observe(event)

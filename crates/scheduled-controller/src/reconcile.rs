@@ -224,7 +224,7 @@ fn observe_runs(
         let name = crd_types::names::child_name(&sb.name_any(), sb.spec.operation);
         ctx.stores
             .cron_jobs
-            .get(&ObjectRef::new(&name).within(namespace))
+            .get(namespace, &name)
             .filter(|c| crate::apply::controlled_by(c.as_ref(), uid))
     });
     let cron_uid = cron_job.as_ref().and_then(|c| c.uid());
@@ -232,7 +232,7 @@ fn observe_runs(
         .map(|cron_uid| ctx.stores.jobs_by_owner.get(&cron_uid))
         .unwrap_or_default()
         .iter()
-        .filter_map(|job| ctx.stores.jobs.get(job))
+        .filter_map(|job| ctx.stores.jobs.store().get(job))
         .collect();
     let job_refs: Vec<&Job> = jobs.iter().map(|j| j.as_ref()).collect();
     // Only the Pods of failed Jobs matter (their termination messages), found through the owner index.

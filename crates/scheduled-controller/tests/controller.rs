@@ -337,6 +337,57 @@ async fn a_child_deleted_or_edited_by_hand_is_restored() {
 }
 
 #[tokio::test]
+async fn after_a_restart_a_hand_edit_made_while_down_is_corrected_and_unedited_children_cost_nothing()
+ {
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup("app", json!({}))).unwrap();
+    fake.insert(scheduled_backup("other", json!({}))).unwrap();
+    let world = start(fake.clone());
+    wait_ready(&fake, "app").await;
+    wait_ready(&fake, "other").await;
+    quiet(&fake).await;
+    let original = fake.get("configmaps", NS, "app-backup").unwrap();
+    let hash = &original["metadata"]["annotations"]["riotkit.org/spec-hash"];
+    assert!(
+        hash.is_string(),
+        "children carry the hash of what was applied"
+    );
+    drop(world);
+
+    // Edited while no controller runs: the hash annotation is left as it was, only the content changes.
+    fake.modify("configmaps", NS, "app-backup", |cm| {
+        cm["data"]["backup.sh"] = json!("rm -rf /")
+    })
+    .unwrap();
+    fake.modify("podtemplates", NS, "other-backup", |t| {
+        t["template"]["spec"]["containers"][0]["image"] = json!("evil:latest")
+    })
+    .unwrap();
+    fake.reset_counters();
+    let _world = start(fake.clone());
+    wait(&fake, "both children corrected", |s| {
+        s.get("configmaps", NS, "app-backup")
+            .is_some_and(|cm| cm["data"] == original["data"])
+            && s.get("podtemplates", NS, "other-backup")
+                .is_some_and(|t| t["template"]["spec"]["containers"][0]["image"] != "evil:latest")
+    })
+    .await;
+    quiet(&fake).await;
+    let applies: u64 = ["configmaps", "secrets", "podtemplates", "cronjobs"]
+        .iter()
+        .map(|r| fake.write_count(r, Verb::Apply))
+        .sum();
+    assert_eq!(
+        applies,
+        2,
+        "only the two edited children are applied: {:#?}",
+        fake.write_log()
+    );
+    assert_eq!(fake.write_count("scheduledbackups/status", Verb::Apply), 0);
+}
+
+#[tokio::test]
 async fn disabling_the_cronjob_or_changing_the_operation_prunes_the_old_cronjob() {
     let fake = server();
     seed(&fake);
@@ -625,6 +676,7 @@ async fn readiness_turns_true_once_the_caches_are_synced() {
         metrics: ControllerMetrics::new("scheduled-controller", &prometheus::Registry::new()),
         health: health.clone(),
         instance: None,
+        shard: Default::default(),
     };
     assert!(!health.is_ready());
     let client = fake.client();
@@ -657,6 +709,7 @@ async fn the_controller_stops_gracefully_when_shutdown_fires() {
         metrics: ControllerMetrics::new("scheduled-controller", &prometheus::Registry::new()),
         health: Health::default(),
         instance: None,
+        shard: Default::default(),
     };
     let run = tokio::spawn(scheduled_controller::run(
         fake.client(),
@@ -673,7 +726,6 @@ async fn the_controller_stops_gracefully_when_shutdown_fires() {
     result.unwrap().unwrap();
 }
 
-        shard: Default::default(),
 #[tokio::test]
 async fn a_name_collision_clears_as_soon_as_the_foreign_object_is_deleted() {
     let fake = server();
@@ -706,7 +758,6 @@ async fn a_name_collision_clears_as_soon_as_the_foreign_object_is_deleted() {
 #[tokio::test]
 async fn a_long_error_reaches_the_event_cut_to_the_api_limit_and_the_condition_in_full() {
     let fake = server();
-        shard: Default::default(),
     seed(&fake);
     // A quantity the render refuses, quoted in full in the message.
     let key = "k".repeat(1500);

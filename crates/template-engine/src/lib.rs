@@ -26,6 +26,7 @@ mod render;
 pub mod vars;
 
 pub use builtin::{GENERIC_IMAGE, builtin, builtin_names};
+pub use digest::object_hash;
 pub use engine::{Syntax, TERA_MARKER, detect_syntax, go_indent, go_quote, shell_quote};
 pub use error::{Error, REASONS};
 // Names and the executor are shared with the action-controller, which does not link this crate.
