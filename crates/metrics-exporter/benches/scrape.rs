@@ -2,17 +2,13 @@
 //! finished Jobs and 200 actions. Run with `cargo bench -p metrics-exporter --bench scrape`.
 //! Prints the median and p90 of gather + text encoding, the work one /metrics request does.
 
-use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher::Event;
-use metrics_exporter::exporter::{BackupCollector, Stores};
+use metrics_exporter::exporter::{BackupCollector, Feed};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let mut sbs = Writer::default();
-    let mut jobs = Writer::default();
-    let mut rbas = Writer::default();
-    let cron_jobs = Writer::default();
+    let mut feed = Feed::default();
     for i in 0..500 {
         let ns = format!("ns-{}", i % 50);
         let tz = if i % 2 == 0 {
@@ -20,7 +16,7 @@ fn main() {
         } else {
             json!(null)
         };
-        sbs.apply_watcher_event(&Event::Apply(
+        feed.scheduled_backup(Event::Apply(
             serde_json::from_value(json!({
                 "apiVersion": "riotkit.org/v1alpha1", "kind": "ScheduledBackup",
                 "metadata": {"name": format!("sb-{i}"), "namespace": ns, "creationTimestamp": "2025-01-01T00:00:00Z"},
@@ -40,7 +36,7 @@ fn main() {
             } else {
                 ("Complete", "2025-06-02T02:01:00Z")
             };
-            jobs.apply_watcher_event(&Event::Apply(
+            feed.job(Event::Apply(
                 serde_json::from_value(json!({
                     "metadata": {"name": format!("sb-{i}-{j}"), "namespace": format!("ns-{}", i % 50),
                                  "labels": {"riotkit.org/scheduled-backup": format!("sb-{i}"), "riotkit.org/operation": "backup"}},
@@ -53,7 +49,7 @@ fn main() {
     }
     for i in 0..200 {
         let phase = ["Pending", "Running", "Succeeded", "Failed"][i % 4];
-        rbas.apply_watcher_event(&Event::Apply(
+        feed.action(Event::Apply(
             serde_json::from_value(json!({
                 "apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
                 "metadata": {"name": format!("r-{i}"), "namespace": format!("ns-{}", i % 50), "uid": format!("u-{i}")},
@@ -63,12 +59,7 @@ fn main() {
             .unwrap(),
         ));
     }
-    let stores = Stores {
-        scheduled_backups: sbs.as_reader(),
-        actions: rbas.as_reader(),
-        jobs: jobs.as_reader(),
-        cron_jobs: cron_jobs.as_reader(),
-    };
+    let stores = feed.stores();
     let registry = prometheus::Registry::new();
     registry
         .register(Box::new(BackupCollector::new(

@@ -1,24 +1,32 @@
-//! The backup-health exporter: per-ScheduledBackup and per-action gauges computed from reflector
-//! stores at scrape time.
+//! The backup-health exporter: per-ScheduledBackup, per-collection and per-action series computed at scrape
+//! time from the watch caches.
 //!
-//! A custom [`prometheus::core::Collector`] reads the stores on every scrape, so series appear and
+//! A custom [`prometheus::core::Collector`] reads the caches on every scrape, so series appear and
 //! disappear with their objects (a deleted ScheduledBackup leaves no stale gauge behind) and the
-//! computed values (next run, overdue) are always relative to the scrape time. The exporter only
-//! lists and watches: it makes no API writes at all.
+//! computed values (next run, overdue) are always relative to the scrape time. ScheduledBackups are
+//! cached whole (a scrape renders each of them); Jobs, CronJobs and RequestedBackupActions only as the
+//! small aggregates of [`crate::projection`], kept current from their watch events, so a scrape costs
+//! O(ScheduledBackups + collections + namespaces) and never scans or clones the Jobs or actions. The
+//! exporter only lists and watches: it makes no API writes at all.
 
+use crate::projection::{
+    Actions, Collections, CronJobInfo, CronJobs, Fold, JobRuns, JobSummary, Projection, max_opt,
+};
 use crd_types::constants::{condition_types, labels};
 use crd_types::schedule::{self, OverdueAfter, Schedule};
-use crd_types::{ActionPhase, RequestedBackupAction, ScheduledBackup};
+use crd_types::{Operation, RequestedBackupAction, ScheduledBackup};
 use futures::FutureExt as _;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher::Event;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGaugeVec, Opts};
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// `backup_maker_last_success_timestamp_seconds{namespace,scheduledbackup,operation}`.
 pub const LAST_SUCCESS: &str = "backup_maker_last_success_timestamp_seconds";
@@ -34,6 +42,10 @@ pub const NEXT_SCHEDULED: &str = "backup_maker_next_scheduled_timestamp_seconds"
 pub const LAST_SCHEDULE: &str = "backup_maker_last_schedule_timestamp_seconds";
 /// `backup_maker_backup_overdue{namespace,scheduledbackup,operation}`.
 pub const OVERDUE: &str = "backup_maker_backup_overdue";
+/// `backup_maker_last_successful_restore_timestamp_seconds{namespace,collection_id}`.
+pub const LAST_RESTORE: &str = "backup_maker_last_successful_restore_timestamp_seconds";
+/// `backup_maker_restore_drill_overdue{namespace,collection_id}`.
+pub const DRILL_OVERDUE: &str = "backup_maker_restore_drill_overdue";
 /// `backup_maker_actions_total{namespace,action,result}`.
 pub const ACTIONS_TOTAL: &str = "backup_maker_actions_total";
 /// `backup_maker_actions_running{namespace}`.
@@ -51,107 +63,17 @@ pub const FAMILIES: &[&str] = &[
     NEXT_SCHEDULED,
     LAST_SCHEDULE,
     OVERDUE,
+    LAST_RESTORE,
+    DRILL_OVERDUE,
     ACTIONS_TOTAL,
     ACTIONS_RUNNING,
     EXPORTER_READY,
 ];
 
 const SB_LABELS: &[&str] = &["namespace", "scheduledbackup", "operation"];
+const COLLECTION_LABELS: &[&str] = &["namespace", "collection_id"];
 
-/// Outcome of one finished Job.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FinishedJob {
-    /// Whether it succeeded.
-    pub succeeded: bool,
-    /// When it finished (completionTime, else the Complete/Failed condition's transition time).
-    pub finished: Timestamp,
-    /// Run time in seconds (finish − startTime), when the start is known.
-    pub duration_seconds: Option<f64>,
-}
-
-/// Classifies a Job: `None` while it runs (a Job retrying within its backoff limit is running, not failed).
-pub fn finished_job(job: &Job) -> Option<FinishedJob> {
-    let status = job.status.as_ref()?;
-    let conditions = status.conditions.as_deref().unwrap_or_default();
-    let true_condition = |t: &str| {
-        conditions
-            .iter()
-            .find(|c| c.type_ == t && c.status == "True")
-    };
-    let (succeeded, cond) = if let Some(c) = true_condition("Complete") {
-        (true, c)
-    } else if let Some(c) = true_condition("Failed") {
-        (false, c)
-    } else {
-        return None;
-    };
-    let finished = status
-        .completion_time
-        .as_ref()
-        .or(cond.last_transition_time.as_ref())
-        .map(|t| t.0)?;
-    let duration_seconds = status
-        .start_time
-        .as_ref()
-        .map(|s| finished.duration_since(s.0).as_secs_f64())
-        .filter(|d| *d >= 0.0);
-    Some(FinishedJob {
-        succeeded,
-        finished,
-        duration_seconds,
-    })
-}
-
-/// What the Jobs of one (namespace, ScheduledBackup, operation) say.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct JobSummary {
-    /// Finish time of the latest succeeded Job.
-    pub last_success: Option<Timestamp>,
-    /// Finish time of the latest failed Job.
-    pub last_failure: Option<Timestamp>,
-    /// The latest finished Job (either outcome).
-    pub latest: Option<FinishedJob>,
-}
-
-impl JobSummary {
-    fn add(&mut self, job: FinishedJob) {
-        let slot = if job.succeeded {
-            &mut self.last_success
-        } else {
-            &mut self.last_failure
-        };
-        *slot = max_opt(*slot, Some(job.finished));
-        if self.latest.is_none_or(|l| job.finished >= l.finished) {
-            self.latest = Some(job);
-        }
-    }
-}
-
-fn max_opt(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-type SbKey = (String, String, String);
-
-/// Groups finished Jobs by their `riotkit.org/scheduled-backup` and `riotkit.org/operation` labels.
-pub fn summarize_jobs<'a>(jobs: impl IntoIterator<Item = &'a Job>) -> HashMap<SbKey, JobSummary> {
-    let mut out: HashMap<SbKey, JobSummary> = HashMap::new();
-    for job in jobs {
-        let l = job.labels();
-        let (Some(sb), Some(op)) = (l.get(labels::SCHEDULED_BACKUP), l.get(labels::OPERATION))
-        else {
-            continue;
-        };
-        if let Some(done) = finished_job(job) {
-            let key = (job.namespace().unwrap_or_default(), sb.clone(), op.clone());
-            out.entry(key).or_default().add(done);
-        }
-    }
-    out
-}
+pub use crate::projection::{FinishedJob, finished_job};
 
 /// The values exported for one ScheduledBackup. `None` means "no series".
 #[derive(Debug, Clone, PartialEq)]
@@ -178,12 +100,39 @@ pub struct ScheduledBackupValues {
     pub overdue: Option<bool>,
 }
 
+/// The effective schedule (`H` resolved from the SB's namespace/name) and overdue rule of a ScheduledBackup that
+/// runs on a schedule: `None` when its CronJob is disabled, suspended (on the SB or on the CronJob) or its
+/// schedule invalid. The same crd-types code as the scheduled-controller's `Overdue` condition; `grace` is the
+/// default rule's grace.
+pub fn active_schedule(
+    sb: &ScheduledBackup,
+    cron_job: Option<&CronJobInfo>,
+    grace: SignedDuration,
+) -> Option<(Schedule, OverdueAfter)> {
+    let cron = &sb.spec.cron_job;
+    let suspended = cron.suspend == Some(true) || cron_job.is_some_and(|c| c.suspended);
+    if !cron.enabled || suspended {
+        return None;
+    }
+    let (namespace, name) = (sb.namespace().unwrap_or_default(), sb.name_any());
+    cron.schedule(&namespace, &name)
+        .ok()
+        .zip(cron.overdue_after(grace).ok())
+}
+
+fn created(sb: &ScheduledBackup) -> Timestamp {
+    sb.metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(Timestamp::MIN, |t| t.0)
+}
+
 /// Computes the exported values of one ScheduledBackup from its status, its Jobs' summary and its
 /// CronJob (if the scheduled-controller created one).
 pub fn scheduled_backup_values(
     sb: &ScheduledBackup,
     jobs: Option<&JobSummary>,
-    cron_job: Option<&CronJob>,
+    cron_job: Option<&CronJobInfo>,
     now: Timestamp,
     grace: SignedDuration,
 ) -> ScheduledBackupValues {
@@ -203,44 +152,20 @@ pub fn scheduled_backup_values(
     );
     let ready = status
         .is_some_and(|s| crd_types::conditions::is_true(&s.conditions, condition_types::READY));
-    let cj_status = cron_job.and_then(|c| c.status.as_ref());
     let last_schedule = max_opt(
         status
             .and_then(|s| s.last_schedule_time.as_ref())
             .map(|t| t.0),
-        cj_status
-            .and_then(|s| s.last_schedule_time.as_ref())
-            .map(|t| t.0),
+        cron_job.and_then(|c| c.last_schedule),
     );
-    let cron = &sb.spec.cron_job;
-    let suspended = cron.suspend == Some(true)
-        || cron_job
-            .and_then(|c| c.spec.as_ref())
-            .and_then(|s| s.suspend)
-            == Some(true);
-    // The SB's effective schedule (`H` resolved from its namespace/name) and overdue rule, from the same
-    // crd-types code as the scheduled-controller's `Overdue` condition; `grace` is the default rule's grace.
-    let active_schedule: Option<(Schedule, OverdueAfter)> = if cron.enabled && !suspended {
-        let (namespace, name) = (sb.namespace().unwrap_or_default(), sb.name_any());
-        cron.schedule(&namespace, &name)
-            .ok()
-            .zip(cron.overdue_after(grace).ok())
-    } else {
-        None
-    };
-    let created = sb
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map_or(Timestamp::MIN, |t| t.0);
-    let (next_scheduled, overdue) = match &active_schedule {
+    let (next_scheduled, overdue) = match active_schedule(sb, cron_job, grace) {
         Some((s, policy)) => (
             s.next_after(now),
             Some(schedule::is_overdue_at(
-                s,
-                *policy,
+                &s,
+                policy,
                 last_success,
-                created,
+                created(sb),
                 now,
             )),
         ),
@@ -260,31 +185,94 @@ pub fn scheduled_backup_values(
     }
 }
 
-/// Counts terminal actions once each (by uid), so `backup_maker_actions_total` only grows while
-/// the process lives. On start the counter is seeded from the actions that already exist.
+/// Per collection (`namespace`, `collection_id`): the latest successful restore and whether a restore drill
+/// is overdue.
 #[derive(Default)]
-struct ActionCounter {
-    counted: HashSet<String>,
-    /// `(namespace, action)` pairs whose series exist.
-    series: HashSet<(String, String)>,
-    /// The first scrape after the action cache synced has counted the existing actions.
-    seeded: bool,
+struct CollectionState {
+    last_restore: Option<Timestamp>,
+    /// `(schedule, rule, created)` of every scheduled restore ScheduledBackup (drill) of the collection.
+    drills: Vec<(Schedule, OverdueAfter, Timestamp)>,
+}
+
+impl CollectionState {
+    /// 1 when some drill of the collection has had no successful restore of it within its allowed time; `None`
+    /// without a scheduled drill.
+    fn drill_overdue(&self, now: Timestamp) -> Option<bool> {
+        (!self.drills.is_empty()).then(|| {
+            self.drills.iter().any(|(s, policy, created)| {
+                schedule::is_overdue_at(s, *policy, self.last_restore, *created, now)
+            })
+        })
+    }
 }
 
 /// Source of "now"; tests pin it.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
-/// The reflector stores the collector reads.
+/// The caches the collector reads: ScheduledBackups whole, everything else as [`crate::projection`] aggregates.
 #[derive(Clone)]
 pub struct Stores {
     /// ScheduledBackups.
     pub scheduled_backups: Store<ScheduledBackup>,
+    /// The collection id of each ScheduledBackup (from the same watch).
+    pub collections: Arc<Projection<Collections>>,
     /// RequestedBackupActions.
-    pub actions: Store<RequestedBackupAction>,
-    /// Jobs labelled `riotkit.org/scheduled-backup`.
-    pub jobs: Store<Job>,
+    pub actions: Arc<Projection<Actions>>,
+    /// Finished Jobs labelled `riotkit.org/scheduled-backup`.
+    pub jobs: Arc<Projection<JobRuns>>,
     /// CronJobs labelled `riotkit.org/scheduled-backup`.
-    pub cron_jobs: Store<CronJob>,
+    pub cron_jobs: Arc<Projection<CronJobs>>,
+}
+
+/// [`Stores`] fed by hand with watch events, as [`run`]'s watches feed them (tests and benches).
+pub struct Feed {
+    scheduled_backups: Writer<ScheduledBackup>,
+    stores: Stores,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        let scheduled_backups = Writer::default();
+        let stores = Stores {
+            scheduled_backups: scheduled_backups.as_reader(),
+            collections: Default::default(),
+            actions: Default::default(),
+            jobs: Default::default(),
+            cron_jobs: Default::default(),
+        };
+        Self {
+            scheduled_backups,
+            stores,
+        }
+    }
+}
+
+impl Feed {
+    /// The stores this feed writes.
+    pub fn stores(&self) -> Stores {
+        self.stores.clone()
+    }
+
+    /// A ScheduledBackup watch event.
+    pub fn scheduled_backup(&mut self, event: Event<ScheduledBackup>) {
+        self.stores.collections.observe(&event);
+        self.scheduled_backups.apply_watcher_event(&event);
+    }
+
+    /// A RequestedBackupAction watch event.
+    pub fn action(&self, event: Event<RequestedBackupAction>) {
+        self.stores.actions.observe(&event);
+    }
+
+    /// A Job watch event.
+    pub fn job(&self, event: Event<Job>) {
+        self.stores.jobs.observe(&event);
+    }
+
+    /// A CronJob watch event.
+    pub fn cron_job(&self, event: Event<CronJob>) {
+        self.stores.cron_jobs.observe(&event);
+    }
 }
 
 /// The scrape-time collector of every backup-health family.
@@ -294,7 +282,6 @@ pub struct BackupCollector {
     clock: Clock,
     descs: Vec<Desc>,
     actions_total: IntCounterVec,
-    counter: Mutex<ActionCounter>,
 }
 
 fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -362,6 +349,21 @@ fn sb_gauges() -> [(&'static str, GaugeVec); 7] {
     ]
 }
 
+fn collection_gauges() -> [GaugeVec; 2] {
+    [
+        gauge_vec(
+            LAST_RESTORE,
+            "Unix time of the latest successful restore of the collection (restore ScheduledBackup runs or restore RequestedBackupActions).",
+            COLLECTION_LABELS,
+        ),
+        gauge_vec(
+            DRILL_OVERDUE,
+            "1 when a scheduled restore drill of the collection has had no successful restore within its allowed time.",
+            COLLECTION_LABELS,
+        ),
+    ]
+}
+
 fn running_gauge() -> IntGaugeVec {
     IntGaugeVec::new(
         Opts::new(ACTIONS_RUNNING, "RequestedBackupActions in phase Running."),
@@ -400,6 +402,11 @@ impl BackupCollector {
             .iter()
             .flat_map(|(_, g)| g.desc().into_iter().cloned())
             .collect();
+        descs.extend(
+            collection_gauges()
+                .iter()
+                .flat_map(|g| g.desc().into_iter().cloned()),
+        );
         descs.extend(actions_total.desc().into_iter().cloned());
         descs.extend(running_gauge().desc().into_iter().cloned());
         descs.extend(exporter_ready_gauge().desc().into_iter().cloned());
@@ -409,117 +416,42 @@ impl BackupCollector {
             clock,
             descs,
             actions_total,
-            counter: Mutex::new(ActionCounter::default()),
         }
     }
 
-    /// Whether every store has its initial list.
+    /// Whether every cache has its initial list.
     fn synced(&self) -> bool {
-        fn ready<K: kube::Resource + Clone>(store: &Store<K>) -> bool
-        where
-            K::DynamicType: Eq + std::hash::Hash + Clone,
-        {
-            store
-                .wait_until_ready()
-                .now_or_never()
-                .is_some_and(|r| r.is_ok())
-        }
         let s = &self.stores;
-        ready(&s.scheduled_backups) && ready(&s.actions) && ready(&s.jobs) && ready(&s.cron_jobs)
-    }
-
-    fn collect_actions(&self) -> IntGaugeVec {
-        let running = running_gauge();
-        let actions = self.stores.actions.state();
-        let mut counter = self.counter.lock().unwrap_or_else(|e| e.into_inner());
-        // Until the cache has synced, and at the first scrape after, every finished action is an old one: it is
-        // counted at once, so that a restart does not look like a burst of new failures.
-        let seeding = !counter.seeded;
-        counter.seeded = self
-            .stores
-            .actions
+        s.scheduled_backups
             .wait_until_ready()
             .now_or_never()
-            .is_some_and(|r| r.is_ok());
-        let mut present = HashSet::with_capacity(actions.len());
-        let mut namespaces: BTreeMap<String, i64> = BTreeMap::new();
-        for rba in &actions {
-            let ns = rba.namespace().unwrap_or_default();
-            let action = rba.spec.action.as_str();
-            // Both results exist at 0 from the first sight of an action kind in a namespace, so
-            // increase() sees the first failure instead of treating it as a new series.
-            for result in ["succeeded", "failed"] {
-                self.actions_total.with_label_values(&[&ns, action, result]);
-            }
-            let new_series = counter.series.insert((ns.clone(), action.to_owned()));
-            let phase = rba.status.as_ref().and_then(|s| s.phase);
-            *namespaces.entry(ns.clone()).or_default() +=
-                i64::from(phase == Some(ActionPhase::Running));
-            let uid = rba
-                .uid()
-                .unwrap_or_else(|| format!("{ns}/{}", rba.name_any()));
-            present.insert(uid.clone());
-            let result = match phase {
-                Some(ActionPhase::Succeeded) => "succeeded",
-                Some(ActionPhase::Failed) => "failed",
-                _ => continue,
-            };
-            // A series' first sample is invisible to increase(): an action finished before this scrape, in a
-            // namespace without series for its kind yet, would never fire BackupActionFailed. Expose the 0 now
-            // and count the action at the next scrape.
-            if new_series && !seeding {
-                continue;
-            }
-            if counter.counted.insert(uid) {
-                self.actions_total
-                    .with_label_values(&[&ns, action, result])
-                    .inc();
-            }
-        }
-        // Forget deleted actions; their uids never come back.
-        counter.counted.retain(|uid| present.contains(uid));
-        for (ns, n) in namespaces {
-            running.with_label_values(&[&ns]).set(n);
-        }
-        running
-    }
-}
-
-impl Collector for BackupCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
+            .is_some_and(|r| r.is_ok())
+            && s.collections.is_ready()
+            && s.actions.is_ready()
+            && s.jobs.is_ready()
+            && s.cron_jobs.is_ready()
     }
 
-    fn collect(&self) -> Vec<MetricFamily> {
-        let now = (self.clock)();
-        let jobs = self.stores.jobs.state();
-        let summaries = summarize_jobs(jobs.iter().map(|j| j.as_ref()));
-        let cron_jobs: HashMap<(String, String), Arc<CronJob>> = self
-            .stores
-            .cron_jobs
-            .state()
-            .into_iter()
-            .filter_map(|c| {
-                let sb = c.labels().get(labels::SCHEDULED_BACKUP)?.clone();
-                Some(((c.namespace().unwrap_or_default(), sb), c))
-            })
-            .collect();
-        let gauges = sb_gauges();
+    /// The per-ScheduledBackup gauges, and per collection its latest restore and drills.
+    fn collect_scheduled_backups(
+        &self,
+        now: Timestamp,
+        gauges: &[(&'static str, GaugeVec)],
+    ) -> BTreeMap<(String, String), CollectionState> {
+        let jobs = self.stores.jobs.lock();
+        let cron_jobs = self.stores.cron_jobs.lock();
+        let collections = self.stores.collections.lock();
+        let actions = self.stores.actions.lock();
+        let mut by_collection: BTreeMap<(String, String), CollectionState> = BTreeMap::new();
         for sb in self.stores.scheduled_backups.state() {
-            let ns = sb.namespace().unwrap_or_default();
-            let name = sb.name_any();
+            let op = sb.spec.operation;
             let key = (
-                ns.clone(),
-                name.clone(),
-                sb.spec.operation.as_str().to_owned(),
+                sb.namespace().unwrap_or_default(),
+                sb.name_any(),
+                op.as_str().to_owned(),
             );
-            let v = scheduled_backup_values(
-                &sb,
-                summaries.get(&key),
-                cron_jobs.get(&(ns, name)).map(|c| c.as_ref()),
-                now,
-                self.grace,
-            );
+            let cron_job = cron_jobs.get(&key);
+            let v = scheduled_backup_values(&sb, jobs.summary(&key), cron_job, now, self.grace);
             let l = [v.namespace.as_str(), v.name.as_str(), v.operation.as_str()];
             let values = [
                 v.last_success.map(seconds),
@@ -535,9 +467,76 @@ impl Collector for BackupCollector {
                     gauge.with_label_values(&l).set(value);
                 }
             }
+            let (ns, name, _) = key;
+            let Some(collection) = collections.get(&(ns.clone(), name.clone())) else {
+                continue;
+            };
+            // A restore of this SB's collection: a run of a restore SB (its status or its Jobs), or a restore
+            // started by an action from any SB of the collection (its Job, or the action itself once the Job is
+            // gone or when a Workflow ran it).
+            let restore_job = (
+                ns.clone(),
+                name.clone(),
+                Operation::Restore.as_str().to_owned(),
+            );
+            let restored = [
+                (op == Operation::Restore)
+                    .then_some(v.last_success)
+                    .flatten(),
+                jobs.summary(&restore_job).and_then(|s| s.last_success),
+                actions.last_restore(&ns, &name),
+            ]
+            .into_iter()
+            .fold(None, max_opt);
+            let state = by_collection
+                .entry((ns, collection.to_owned()))
+                .or_default();
+            state.last_restore = max_opt(state.last_restore, restored);
+            if op == Operation::Restore
+                && let Some((s, policy)) = active_schedule(&sb, cron_job, self.grace)
+            {
+                state.drills.push((s, policy, created(&sb)));
+            }
+        }
+        by_collection
+    }
+
+    fn collect_actions(&self) -> IntGaugeVec {
+        let running = running_gauge();
+        let mut actions = self.stores.actions.lock();
+        actions.count(&self.actions_total, self.stores.actions.is_ready());
+        for (ns, n) in actions.running() {
+            running.with_label_values(&[ns]).set(n);
+        }
+        running
+    }
+}
+
+impl Collector for BackupCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let now = (self.clock)();
+        let gauges = sb_gauges();
+        let collections = self.collect_scheduled_backups(now, &gauges);
+        let [last_restore, drill_overdue] = collection_gauges();
+        for ((ns, collection), state) in &collections {
+            let l = [ns.as_str(), collection.as_str()];
+            if let Some(t) = state.last_restore {
+                last_restore.with_label_values(&l).set(seconds(t));
+            }
+            if let Some(overdue) = state.drill_overdue(now) {
+                drill_overdue
+                    .with_label_values(&l)
+                    .set(if overdue { 1.0 } else { 0.0 });
+            }
         }
         let running = self.collect_actions();
         let mut out: Vec<MetricFamily> = gauges.iter().flat_map(|(_, g)| g.collect()).collect();
+        out.extend(last_restore.collect());
+        out.extend(drill_overdue.collect());
         out.extend(self.actions_total.collect());
         out.extend(running.collect());
         let ready = exporter_ready_gauge();
@@ -560,67 +559,91 @@ pub struct ExporterConfig {
     pub registry: prometheus::Registry,
     /// Readiness: set once every store has its initial list.
     pub health: controller_runtime::health::Health,
+    /// `--shard-selector`: only this shard's ScheduledBackups, actions, Jobs and CronJobs (all carry the label).
+    pub shard: controller_runtime::shard::Shard,
 }
 
-/// A watch cache of `api` on the shared watch plumbing (restarts after an outage, readiness), drained by a task.
-fn spawn_reflector<K>(
+/// Folds the events of a watch of `api` (on the shared watch plumbing: restarts after an outage, readiness) into
+/// `projection`, in a task. The objects themselves are dropped once folded.
+fn spawn_projection<K, F>(
     api: kube::Api<K>,
     config: kube::runtime::watcher::Config,
-    watches: &std::sync::Arc<controller_runtime::cache::Watches>,
-) -> (Store<K>, tokio::task::JoinHandle<()>)
+    watches: &Arc<controller_runtime::cache::Watches>,
+    projection: Arc<Projection<F>>,
+) -> tokio::task::JoinHandle<()>
 where
     K: controller_runtime::cache::Watched,
+    F: Fold<K> + 'static,
 {
     use futures::StreamExt;
-    let (reader, stream) = controller_runtime::cache::cached(api, config, watches);
-    let task = tokio::spawn(stream.for_each(|_| std::future::ready(())));
-    (reader, task)
+    let events = controller_runtime::cache::restarting_watch(api, config, watches);
+    tokio::spawn(events.for_each(move |event| {
+        if let Ok(event) = event {
+            projection.observe(&event);
+        }
+        std::future::ready(())
+    }))
 }
 
 /// Runs the exporter until `shutdown` resolves: starts read-only watches of ScheduledBackups,
 /// RequestedBackupActions, and the CronJobs and Jobs labelled `riotkit.org/scheduled-backup`,
 /// registers the [`BackupCollector`] in `config.registry`, and marks the process ready once every
-/// store holds its initial list. It never writes to the API.
+/// cache holds its initial list. It never writes to the API.
 pub async fn run(
     client: kube::Client,
     config: ExporterConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    use controller_runtime::cache::{cached_with, scoped_api};
+    use futures::StreamExt;
     let ns = config.namespace.as_deref();
     let all = kube::runtime::watcher::Config::default();
-    // Only Jobs and CronJobs our controllers made: keeps memory bounded in busy clusters.
-    let ours = all.clone().labels(labels::SCHEDULED_BACKUP);
+    // Only Jobs and CronJobs our controllers made: keeps the watches small in busy clusters.
+    let ours = config
+        .shard
+        .watch(all.clone().labels(labels::SCHEDULED_BACKUP));
+    // `--shard-selector` (after `labels`, which replaces a selector): every kind here carries the shard label.
+    let all = config.shard.watch(all);
     // Readiness follows the watches (false while one is re-listing after a failure or an outage).
     let watches =
         controller_runtime::cache::Watches::new(client.clone(), config.health.clone(), None);
-    let (scheduled_backups, t1) = spawn_reflector(
-        controller_runtime::cache::scoped_api::<ScheduledBackup>(&client, ns),
+    let collections = Arc::new(Projection::<Collections>::default());
+    let observer = collections.clone();
+    let (scheduled_backups, sb_events) = cached_with(
+        scoped_api::<ScheduledBackup>(&client, ns),
         all.clone(),
         &watches,
+        move |event| observer.observe(event),
     );
-    let (actions, t2) = spawn_reflector(
-        controller_runtime::cache::scoped_api::<RequestedBackupAction>(&client, ns),
-        all,
-        &watches,
-    );
-    let (jobs, t3) = spawn_reflector(
-        controller_runtime::cache::scoped_api::<Job>(&client, ns),
-        ours.clone(),
-        &watches,
-    );
-    let (cron_jobs, t4) = spawn_reflector(
-        controller_runtime::cache::scoped_api::<CronJob>(&client, ns),
-        ours,
-        &watches,
-    );
-    let tasks = [t1, t2, t3, t4];
     let stores = Stores {
         scheduled_backups,
-        actions,
-        jobs,
-        cron_jobs,
+        collections,
+        actions: Default::default(),
+        jobs: Default::default(),
+        cron_jobs: Default::default(),
     };
+    let tasks = [
+        tokio::spawn(sb_events.for_each(|_| std::future::ready(()))),
+        spawn_projection(
+            scoped_api::<RequestedBackupAction>(&client, ns),
+            all,
+            &watches,
+            stores.actions.clone(),
+        ),
+        spawn_projection(
+            scoped_api::<Job>(&client, ns),
+            ours.clone(),
+            &watches,
+            stores.jobs.clone(),
+        ),
+        spawn_projection(
+            scoped_api::<CronJob>(&client, ns),
+            ours,
+            &watches,
+            stores.cron_jobs.clone(),
+        ),
+    ];
     config
         .registry
         .register(Box::new(BackupCollector::new(
@@ -632,6 +655,7 @@ pub async fn run(
     let synced = async {
         let _ = futures::join!(
             stores.scheduled_backups.wait_until_ready(),
+            stores.collections.wait_until_ready(),
             stores.actions.wait_until_ready(),
             stores.jobs.wait_until_ready(),
             stores.cron_jobs.wait_until_ready(),
@@ -655,9 +679,10 @@ pub async fn run(
 mod tests {
     use super::*;
     use controller_runtime::exposition::{Exposition, parse};
-    use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher::Event;
     use serde_json::json;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -717,40 +742,42 @@ mod tests {
         .unwrap()
     }
 
+    fn in_collection(mut sb: ScheduledBackup, collection: &str) -> ScheduledBackup {
+        sb.spec.collection_id = Some(collection.to_owned());
+        sb
+    }
+
     fn rba(ns: &str, name: &str, action: &str, phase: Option<&str>) -> RequestedBackupAction {
         serde_json::from_value(json!({
             "apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
             "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{ns}-{name}")},
             "spec": {"action": action, "scheduledBackupRef": {"name": "db"}},
-            "status": match phase { Some(p) => json!({"phase": p}), None => json!({}) },
+            "status": match phase {
+                Some("Succeeded") => json!({"phase": "Succeeded", "completionTime": "2025-01-10T03:00:00Z"}),
+                Some(p) => json!({"phase": p}),
+                None => json!({}),
+            },
         }))
         .unwrap()
     }
 
-    struct Fixture {
-        sbs: Writer<ScheduledBackup>,
-        rbas: Writer<RequestedBackupAction>,
-        jobs: Writer<Job>,
-        cron_jobs: Writer<CronJob>,
-    }
-
-    impl Fixture {
-        fn new() -> Self {
-            Self {
-                sbs: Writer::default(),
-                rbas: Writer::default(),
-                jobs: Writer::default(),
-                cron_jobs: Writer::default(),
-            }
+    /// Summaries of `jobs` as the Job projection files them.
+    fn summarize_jobs(jobs: &[Job]) -> HashMap<(String, String, String), JobSummary> {
+        let mut runs = JobRuns::default();
+        for j in jobs {
+            runs.apply((j.namespace().unwrap(), j.name_any()), j);
         }
-        fn stores(&self) -> Stores {
-            Stores {
-                scheduled_backups: self.sbs.as_reader(),
-                actions: self.rbas.as_reader(),
-                jobs: self.jobs.as_reader(),
-                cron_jobs: self.cron_jobs.as_reader(),
-            }
-        }
+        jobs.iter()
+            .filter_map(|j| {
+                let l = j.labels();
+                let key = (
+                    j.namespace().unwrap(),
+                    l[labels::SCHEDULED_BACKUP].clone(),
+                    l[labels::OPERATION].clone(),
+                );
+                runs.summary(&key).map(|s| (key, *s))
+            })
+            .collect()
     }
 
     const HOUR: SignedDuration = SignedDuration::from_hours(1);
@@ -992,7 +1019,13 @@ mod tests {
             json!({"enabled": true, "scheduleEvery": "0 2 * * *"}),
             json!({}),
         );
-        let v = scheduled_backup_values(&b, None, Some(&cj), ts("2025-01-10T12:00:00Z"), HOUR);
+        let v = scheduled_backup_values(
+            &b,
+            None,
+            Some(&CronJobInfo::of(&cj)),
+            ts("2025-01-10T12:00:00Z"),
+            HOUR,
+        );
         assert_eq!(v.overdue, None);
         assert_eq!(v.last_schedule, Some(ts("2025-01-10T02:00:00Z")));
     }
@@ -1014,15 +1047,28 @@ mod tests {
 
     #[test]
     fn scrape_exposes_every_family_with_types_and_exact_labels() {
-        let mut f = Fixture::new();
-        f.sbs.apply_watcher_event(&Event::Apply(sb(
-            "team-a",
-            "db",
-            "backup",
-            json!({"enabled": true, "scheduleEvery": "0 2 * * *"}),
-            json!({"lastSuccessfulTime": "2025-01-09T02:03:00Z"}),
+        let mut f = Feed::default();
+        f.scheduled_backup(Event::Apply(in_collection(
+            sb(
+                "team-a",
+                "db",
+                "backup",
+                json!({"enabled": true, "scheduleEvery": "0 2 * * *"}),
+                json!({"lastSuccessfulTime": "2025-01-09T02:03:00Z"}),
+            ),
+            "c1",
         )));
-        f.jobs.apply_watcher_event(&Event::Apply(job(
+        f.scheduled_backup(Event::Apply(in_collection(
+            sb(
+                "team-a",
+                "db-drill",
+                "restore",
+                json!({"enabled": true, "scheduleEvery": "0 4 * * 0"}),
+                json!({}),
+            ),
+            "c1",
+        )));
+        f.job(Event::Apply(job(
             "team-a",
             "j1",
             "db",
@@ -1031,13 +1077,8 @@ mod tests {
             "2025-01-10T02:00:00Z",
             "2025-01-10T02:00:20Z",
         )));
-        f.rbas.apply_watcher_event(&Event::Apply(rba(
-            "team-a",
-            "r1",
-            "backup",
-            Some("Running"),
-        )));
-        f.rbas.apply_watcher_event(&Event::Apply(rba(
+        f.action(Event::Apply(rba("team-a", "r1", "backup", Some("Running"))));
+        f.action(Event::Apply(rba(
             "team-a",
             "r2",
             "restore",
@@ -1086,6 +1127,14 @@ mod tests {
         assert_eq!(a("restore", "succeeded"), Some(1.0));
         assert_eq!(a("restore", "failed"), Some(0.0));
         assert_eq!(a("backup", "failed"), Some(0.0));
+        assert_eq!(
+            e.value(
+                LAST_RESTORE,
+                &[("namespace", "team-a"), ("collection_id", "c1")]
+            ),
+            Some(seconds(ts("2025-01-10T03:00:00Z"))),
+            "the restore action of db restored db's collection"
+        );
         for name in FAMILIES.iter().filter(|n| **n != LAST_SCHEDULE) {
             let expected = if *name == ACTIONS_TOTAL {
                 "counter"
@@ -1101,6 +1150,7 @@ mod tests {
                 ACTIONS_TOTAL => &["action", "namespace", "result"],
                 ACTIONS_RUNNING => &["namespace"],
                 EXPORTER_READY => &[],
+                LAST_RESTORE | DRILL_OVERDUE => &["collection_id", "namespace"],
                 _ => &["namespace", "operation", "scheduledbackup"],
             };
             assert_eq!(keys, expected, "labels of {}", s.name);
@@ -1109,7 +1159,7 @@ mod tests {
 
     #[test]
     fn series_disappear_when_the_scheduled_backup_is_deleted() {
-        let mut f = Fixture::new();
+        let mut f = Feed::default();
         let a = sb(
             "n",
             "a",
@@ -1118,15 +1168,15 @@ mod tests {
             json!({}),
         );
         let b = sb("n", "b", "restore", json!({}), json!({}));
-        f.sbs.apply_watcher_event(&Event::Apply(a.clone()));
-        f.sbs.apply_watcher_event(&Event::Apply(b));
+        f.scheduled_backup(Event::Apply(a.clone()));
+        f.scheduled_backup(Event::Apply(b));
         let (_r, scrape) = scrape(BackupCollector::with_clock(
             f.stores(),
             HOUR,
             fixed("2025-01-10T12:00:00Z"),
         ));
         assert_eq!(scrape().series(READY).count(), 2);
-        f.sbs.apply_watcher_event(&Event::Delete(a));
+        f.scheduled_backup(Event::Delete(a));
         let e = scrape();
         assert_eq!(e.series(READY).count(), 1);
         assert_eq!(e.value(READY, &[("scheduledbackup", "a")]), None);
@@ -1139,7 +1189,7 @@ mod tests {
 
     #[test]
     fn empty_stores_expose_only_the_readiness_gauge() {
-        let f = Fixture::new();
+        let f = Feed::default();
         let (_r, scrape) = scrape(BackupCollector::with_clock(
             f.stores(),
             HOUR,
@@ -1152,22 +1202,22 @@ mod tests {
 
     #[test]
     fn the_readiness_gauge_is_one_once_every_watch_cache_has_its_initial_list() {
-        let mut f = Fixture::new();
+        let mut f = Feed::default();
         let (_r, scrape) = scrape(BackupCollector::with_clock(
             f.stores(),
             HOUR,
             fixed("2025-01-10T12:00:00Z"),
         ));
         assert_eq!(scrape().value(EXPORTER_READY, &[]), Some(0.0));
-        f.sbs.apply_watcher_event(&Event::InitDone);
-        f.rbas.apply_watcher_event(&Event::InitDone);
-        f.jobs.apply_watcher_event(&Event::InitDone);
+        f.scheduled_backup(Event::InitDone);
+        f.action(Event::InitDone);
+        f.job(Event::InitDone);
         assert_eq!(
             scrape().value(EXPORTER_READY, &[]),
             Some(0.0),
             "the CronJob cache has not listed yet"
         );
-        f.cron_jobs.apply_watcher_event(&Event::InitDone);
+        f.cron_job(Event::InitDone);
         assert_eq!(scrape().value(EXPORTER_READY, &[]), Some(1.0));
         assert_eq!(scrape().type_of(EXPORTER_READY), Some("gauge"));
     }
@@ -1175,7 +1225,7 @@ mod tests {
     #[test]
     fn an_action_finished_before_its_first_scrape_is_counted_one_scrape_after_its_series_appear_at_zero()
      {
-        let mut f = Fixture::new();
+        let f = Feed::default();
         let (_r, scrape) = scrape(BackupCollector::with_clock(
             f.stores(),
             HOUR,
@@ -1192,31 +1242,29 @@ mod tests {
             )
         };
         // The exporter starts with an old failed action: the first scrape after the sync counts it at once.
-        f.rbas.apply_watcher_event(&Event::Init);
-        f.rbas.apply_watcher_event(&Event::InitApply(rba(
+        f.action(Event::Init);
+        f.action(Event::InitApply(rba(
             "old",
             "r0",
             "restore",
             Some("Failed"),
         )));
-        f.rbas.apply_watcher_event(&Event::InitDone);
+        f.action(Event::InitDone);
         assert_eq!(failed(&scrape(), "old"), Some(1.0));
         // Later, a namespace's first restore fails before the next scrape: 0 first, then 1, so that
         // increase() (and BackupActionFailed) sees the failure.
-        f.rbas
-            .apply_watcher_event(&Event::Apply(rba("n", "r1", "restore", Some("Failed"))));
+        f.action(Event::Apply(rba("n", "r1", "restore", Some("Failed"))));
         assert_eq!(failed(&scrape(), "n"), Some(0.0));
         assert_eq!(failed(&scrape(), "n"), Some(1.0));
         assert_eq!(failed(&scrape(), "n"), Some(1.0));
         // Once the series exist, a new failure counts at the scrape that sees it.
-        f.rbas
-            .apply_watcher_event(&Event::Apply(rba("n", "r2", "restore", Some("Failed"))));
+        f.action(Event::Apply(rba("n", "r2", "restore", Some("Failed"))));
         assert_eq!(failed(&scrape(), "n"), Some(2.0));
     }
 
     #[test]
     fn finished_actions_are_counted_once_and_deletion_does_not_decrement() {
-        let mut f = Fixture::new();
+        let f = Feed::default();
         let (_r, scrape) = scrape(BackupCollector::with_clock(
             f.stores(),
             HOUR,
@@ -1228,30 +1276,260 @@ mod tests {
                 &[("namespace", "n"), ("action", "backup"), ("result", result)],
             )
         };
-        f.rbas
-            .apply_watcher_event(&Event::Apply(rba("n", "r1", "backup", Some("Pending"))));
+        f.action(Event::Apply(rba("n", "r1", "backup", Some("Pending"))));
         let e = scrape();
         assert_eq!(
             (total(&e, "succeeded"), total(&e, "failed")),
             (Some(0.0), Some(0.0))
         );
-        f.rbas
-            .apply_watcher_event(&Event::Apply(rba("n", "r1", "backup", Some("Running"))));
+        f.action(Event::Apply(rba("n", "r1", "backup", Some("Running"))));
         assert_eq!(
             scrape().value(ACTIONS_RUNNING, &[("namespace", "n")]),
             Some(1.0)
         );
-        f.rbas
-            .apply_watcher_event(&Event::Apply(rba("n", "r1", "backup", Some("Failed"))));
+        f.action(Event::Apply(rba("n", "r1", "backup", Some("Failed"))));
         let e = scrape();
         assert_eq!(total(&e, "failed"), Some(1.0));
         assert_eq!(e.value(ACTIONS_RUNNING, &[("namespace", "n")]), Some(0.0));
         // Scraping again does not count the same action twice.
         assert_eq!(total(&scrape(), "failed"), Some(1.0));
-        f.rbas
-            .apply_watcher_event(&Event::Delete(rba("n", "r1", "backup", Some("Failed"))));
+        f.action(Event::Delete(rba("n", "r1", "backup", Some("Failed"))));
         let e = scrape();
         assert_eq!(total(&e, "failed"), Some(1.0));
         assert_eq!(e.value(ACTIONS_RUNNING, &[("namespace", "n")]), None);
+    }
+
+    fn restore_job(ns: &str, name: &str, sb: &str, outcome: &str, end: &str) -> Job {
+        job(
+            ns,
+            name,
+            sb,
+            "restore",
+            outcome,
+            "2025-01-01T00:00:00Z",
+            end,
+        )
+    }
+
+    fn restore_action(
+        ns: &str,
+        name: &str,
+        sb: &str,
+        phase: &str,
+        done: &str,
+    ) -> RequestedBackupAction {
+        let mut a = rba(ns, name, "restore", Some(phase));
+        a.spec.scheduled_backup_ref.name = sb.to_owned();
+        a.status.as_mut().unwrap().completion_time = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(done)),
+        );
+        a
+    }
+
+    #[test]
+    fn the_last_restore_of_a_collection_is_the_newest_of_its_restore_runs_and_restore_actions() {
+        let mut f = Feed::default();
+        let (_r, scrape) = scrape(BackupCollector::with_clock(
+            f.stores(),
+            HOUR,
+            fixed("2025-02-01T00:00:00Z"),
+        ));
+        let last =
+            |ns: &str| scrape().value(LAST_RESTORE, &[("namespace", ns), ("collection_id", "c1")]);
+        // The nightly backup and its weekly drill share collection c1 (the backup through spec.vars).
+        let mut backup = sb(
+            "n",
+            "db",
+            "backup",
+            json!({"enabled": true, "scheduleEvery": "0 2 * * *"}),
+            json!({"lastSuccessfulTime": "2025-01-31T02:03:00Z"}),
+        );
+        backup.spec.vars = "Repository: {collectionId: c1}\n".into();
+        f.scheduled_backup(Event::Apply(backup));
+        assert_eq!(last("n"), None, "a backup is not a restore");
+        f.scheduled_backup(Event::Apply(in_collection(
+            sb(
+                "n",
+                "db-drill",
+                "restore",
+                json!({"enabled": true, "scheduleEvery": "0 4 * * 0"}),
+                json!({"lastSuccessfulTime": "2025-01-05T04:10:00Z"}),
+            ),
+            "c1",
+        )));
+        assert_eq!(
+            last("n"),
+            Some(seconds(ts("2025-01-05T04:10:00Z"))),
+            "the drill's status"
+        );
+        // The drill's CronJob Job, newer than its status.
+        f.job(Event::Apply(restore_job(
+            "n",
+            "db-drill-1",
+            "db-drill",
+            "Complete",
+            "2025-01-12T04:09:00Z",
+        )));
+        assert_eq!(last("n"), Some(seconds(ts("2025-01-12T04:09:00Z"))));
+        // Failed restores, a backup action and another namespace's collection of the same id do not count.
+        f.job(Event::Apply(restore_job(
+            "n",
+            "db-drill-2",
+            "db-drill",
+            "Failed",
+            "2025-01-19T04:09:00Z",
+        )));
+        f.action(Event::Apply(restore_action(
+            "n",
+            "r-failed",
+            "db",
+            "Failed",
+            "2025-01-20T00:00:00Z",
+        )));
+        f.action(Event::Apply(rba("n", "b-1", "backup", Some("Succeeded"))));
+        f.job(Event::Apply(restore_job(
+            "other",
+            "x",
+            "db",
+            "Complete",
+            "2025-01-30T00:00:00Z",
+        )));
+        assert_eq!(last("n"), Some(seconds(ts("2025-01-12T04:09:00Z"))));
+        assert_eq!(
+            last("other"),
+            None,
+            "no ScheduledBackup says which collection other/db is"
+        );
+        // A one-off restore from the backup's ScheduledBackup restores the same collection.
+        f.action(Event::Apply(restore_action(
+            "n",
+            "r-1",
+            "db",
+            "Succeeded",
+            "2025-01-25T10:00:00Z",
+        )));
+        assert_eq!(last("n"), Some(seconds(ts("2025-01-25T10:00:00Z"))));
+        // Its Job, labelled with the backup's ScheduledBackup and operation restore, counts too (a Workflow has none).
+        f.job(Event::Apply(restore_job(
+            "n",
+            "r-2-job",
+            "db",
+            "Complete",
+            "2025-01-26T10:00:00Z",
+        )));
+        assert_eq!(last("n"), Some(seconds(ts("2025-01-26T10:00:00Z"))));
+        // Deleting the evidence falls back to what remains.
+        f.job(Event::Delete(restore_job(
+            "n",
+            "r-2-job",
+            "db",
+            "Complete",
+            "2025-01-26T10:00:00Z",
+        )));
+        f.action(Event::Delete(restore_action(
+            "n",
+            "r-1",
+            "db",
+            "Succeeded",
+            "2025-01-25T10:00:00Z",
+        )));
+        assert_eq!(last("n"), Some(seconds(ts("2025-01-12T04:09:00Z"))));
+    }
+
+    #[test]
+    fn a_drill_is_overdue_when_its_collection_had_no_restore_within_its_allowed_time() {
+        let mut f = Feed::default();
+        let now = Arc::new(Mutex::new(ts("2025-01-03T01:59:59Z")));
+        let clock = now.clone();
+        let (_r, scrape) = scrape(BackupCollector::with_clock(
+            f.stores(),
+            HOUR,
+            Arc::new(move || *clock.lock().unwrap()),
+        ));
+        let at = |t: &str| {
+            *now.lock().unwrap() = ts(t);
+            scrape().value(
+                DRILL_OVERDUE,
+                &[("namespace", "n"), ("collection_id", "c1")],
+            )
+        };
+        f.scheduled_backup(Event::Apply(in_collection(
+            sb(
+                "n",
+                "db",
+                "backup",
+                json!({"enabled": true, "scheduleEvery": "0 2 * * *"}),
+                json!({}),
+            ),
+            "c1",
+        )));
+        assert_eq!(
+            at("2025-01-10T00:00:00Z"),
+            None,
+            "no drill, no drill series"
+        );
+        // Created 2025-01-01T00:00Z, allowed 50h: never restored, it is overdue from 2025-01-03T02:00Z.
+        let drill = in_collection(
+            sb(
+                "n",
+                "db-drill",
+                "restore",
+                json!({"enabled": true, "scheduleEvery": "0 4 * * 0", "overdueAfter": "50h"}),
+                json!({}),
+            ),
+            "c1",
+        );
+        f.scheduled_backup(Event::Apply(drill.clone()));
+        assert_eq!(at("2025-01-03T01:59:59Z"), Some(0.0));
+        assert_eq!(at("2025-01-03T02:00:00Z"), Some(1.0));
+        // A successful one-off restore of the collection (from the backup's ScheduledBackup) satisfies the drill
+        // for another 50h.
+        f.action(Event::Apply(restore_action(
+            "n",
+            "r-1",
+            "db",
+            "Succeeded",
+            "2025-01-04T00:00:00Z",
+        )));
+        assert_eq!(at("2025-01-06T01:59:59Z"), Some(0.0));
+        assert_eq!(at("2025-01-06T02:00:00Z"), Some(1.0));
+        // A suspended drill is not watched.
+        let mut suspended = drill.clone();
+        suspended.spec.cron_job.suspend = Some(true);
+        f.scheduled_backup(Event::Apply(suspended));
+        assert_eq!(at("2025-01-06T02:00:00Z"), None);
+        // Nor one whose CronJob is suspended.
+        f.scheduled_backup(Event::Apply(drill));
+        f.cron_job(Event::Apply(
+            serde_json::from_value(json!({
+                "metadata": {"name": "db-drill-restore", "namespace": "n",
+                             "labels": {labels::SCHEDULED_BACKUP: "db-drill", labels::OPERATION: "restore"}},
+                "spec": {"schedule": "0 4 * * 0", "suspend": true, "jobTemplate": {}},
+            }))
+            .unwrap(),
+        ));
+        assert_eq!(at("2025-01-06T02:00:00Z"), None);
+    }
+
+    #[test]
+    fn a_scheduled_backup_without_a_collection_id_in_its_spec_has_no_collection_series() {
+        let mut f = Feed::default();
+        let (_r, scrape) = scrape(BackupCollector::with_clock(
+            f.stores(),
+            HOUR,
+            fixed("2025-02-01T00:00:00Z"),
+        ));
+        // Its collection id may come from the vars Secret, which never reaches a label.
+        f.scheduled_backup(Event::Apply(sb(
+            "n",
+            "drill",
+            "restore",
+            json!({"enabled": true, "scheduleEvery": "@weekly"}),
+            json!({"lastSuccessfulTime": "2025-01-05T04:10:00Z"}),
+        )));
+        let e = scrape();
+        assert_eq!(e.series(LAST_RESTORE).count(), 0);
+        assert_eq!(e.series(DRILL_OVERDUE).count(), 0);
+        assert_eq!(e.series(OVERDUE).count(), 1, "its own series stay");
     }
 }

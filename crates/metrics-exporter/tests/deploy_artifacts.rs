@@ -5,9 +5,8 @@
 //! Prometheus (tests/e2e/tests/prometheus.rs) check what the expressions do.
 
 use controller_runtime::metrics::ControllerMetrics;
-use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher::Event;
-use metrics_exporter::exporter::{BackupCollector, FAMILIES, Stores};
+use metrics_exporter::exporter::{BackupCollector, FAMILIES, Feed};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -24,23 +23,23 @@ fn known_metrics() -> BTreeSet<String> {
     m.api_write("jobs", "create");
     drop(m.reconcile_timer());
 
-    let mut sbs = Writer::default();
-    let mut rbas = Writer::default();
-    let mut jobs = Writer::default();
-    let mut cron_jobs = Writer::default();
-    sbs.apply_watcher_event(&Event::Apply(
-        serde_json::from_value(json!({
-            "apiVersion": "riotkit.org/v1alpha1", "kind": "ScheduledBackup",
-            "metadata": {"name": "db", "namespace": "n", "creationTimestamp": "2025-01-01T00:00:00Z"},
-            "spec": {"operation": "backup", "cronJob": {"enabled": true, "scheduleEvery": "@daily"},
-                     "templateRef": {"name": "pg15", "kind": "internal"},
-                     "gpgKeySecretRef": {"secretName": "g"}, "tokenSecretRef": {"secretName": "t"}},
-            "status": {"lastSuccessfulTime": "2025-01-02T00:01:00Z", "lastFailedTime": "2025-01-01T00:01:00Z",
-                       "lastScheduleTime": "2025-01-02T00:00:00Z"}
-        }))
-        .unwrap(),
-    ));
-    jobs.apply_watcher_event(&Event::Apply(
+    let mut feed = Feed::default();
+    for (name, op) in [("db", "backup"), ("db-drill", "restore")] {
+        feed.scheduled_backup(Event::Apply(
+            serde_json::from_value(json!({
+                "apiVersion": "riotkit.org/v1alpha1", "kind": "ScheduledBackup",
+                "metadata": {"name": name, "namespace": "n", "creationTimestamp": "2025-01-01T00:00:00Z"},
+                "spec": {"operation": op, "cronJob": {"enabled": true, "scheduleEvery": "@daily"},
+                         "collectionId": "c1",
+                         "templateRef": {"name": "pg15", "kind": "internal"},
+                         "gpgKeySecretRef": {"secretName": "g"}, "tokenSecretRef": {"secretName": "t"}},
+                "status": {"lastSuccessfulTime": "2025-01-02T00:01:00Z", "lastFailedTime": "2025-01-01T00:01:00Z",
+                           "lastScheduleTime": "2025-01-02T00:00:00Z"}
+            }))
+            .unwrap(),
+        ));
+    }
+    feed.job(Event::Apply(
         serde_json::from_value(json!({
             "metadata": {"name": "j", "namespace": "n",
                          "labels": {"riotkit.org/scheduled-backup": "db", "riotkit.org/operation": "backup"}},
@@ -49,7 +48,7 @@ fn known_metrics() -> BTreeSet<String> {
         }))
         .unwrap(),
     ));
-    rbas.apply_watcher_event(&Event::Apply(
+    feed.action(Event::Apply(
         serde_json::from_value(json!({
             "apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
             "metadata": {"name": "r", "namespace": "n", "uid": "u"},
@@ -58,13 +57,7 @@ fn known_metrics() -> BTreeSet<String> {
         }))
         .unwrap(),
     ));
-    let _ = &mut cron_jobs;
-    let stores = Stores {
-        scheduled_backups: sbs.as_reader(),
-        actions: rbas.as_reader(),
-        jobs: jobs.as_reader(),
-        cron_jobs: cron_jobs.as_reader(),
-    };
+    let stores = feed.stores();
     registry
         .register(Box::new(BackupCollector::new(
             stores,
