@@ -3,7 +3,8 @@
 
 * `promtool check rules` on every form the rules ship in: deploy/prometheus/rules.yaml (a PrometheusRule; its
   `spec` is the rules file), the chart's generated copy charts/backup-maker/files/prometheus-rules.yaml, and the
-  PrometheusRule `helm template` renders (defaults, and with each controller disabled).
+  PrometheusRule `helm template` renders (with the optional restore-drill group on, and with each controller
+  disabled); the defaults leave that group out.
 * `promtool test rules` on deploy/prometheus/tests/*.yaml against each of those forms (the test files name the
   chart copy in `rule_files` so that promtool can run them directly; here each runs on a temporary copy
   pointing at the form under test).
@@ -33,6 +34,8 @@ CHART = ROOT / "charts" / "backup-maker"
 CHART_RULES = CHART / "files" / "prometheus-rules.yaml"
 TESTS = ROOT / "deploy" / "prometheus" / "tests"
 CONTROLLERS = ["gpg-keygen", "scheduled-controller", "action-controller"]
+# The rule group the chart renders only with prometheusRule.restoreDrills.enabled=true, and its alert.
+OPTIONAL_GROUP, OPTIONAL_ALERT = "backup-maker.restore-drills", "BackupRestoreDrillOverdue"
 
 
 class Checks:
@@ -147,9 +150,13 @@ def mutants(groups: dict) -> list[tuple[str, dict]]:
         return edit(alert, change)
 
     by_sb = "max by (namespace, scheduledbackup, operation) "
+    backups = 'backup_maker_backup_overdue{operation="backup"}'
+    by_collection = "max by (namespace, collection_id) "
     return [
         ("BackupOverdue without aggregation fires once per exporter replica with pod labels",
-         expr_sub("BackupOverdue", by_sb + "(backup_maker_backup_overdue)", "backup_maker_backup_overdue")),
+         expr_sub("BackupOverdue", by_sb + f"({backups})", backups)),
+        ("BackupOverdue on restore ScheduledBackups too pages twice for a restore drill",
+         expr_sub("BackupOverdue", backups, "backup_maker_backup_overdue")),
         ("BackupOverdue aggregated without `namespace` (K8up #1058: a missing by() collapses namespaces)",
          expr_sub("BackupOverdue", by_sb, "max by (scheduledbackup, operation) ")),
         ("BackupOverdue without `for` fires on a brief overdue flap",
@@ -178,6 +185,13 @@ def mutants(groups: dict) -> list[tuple[str, dict]]:
          edit("MetricsExporterDown", lambda r: r.update(expr=r["expr"].split("\nor ")[0] + "\n"))),
         ("MetricsExporterDown with min instead of max fires while one replica has synced",
          expr_sub("MetricsExporterDown", "max(", "min(")),
+        ("BackupRestoreDrillOverdue without aggregation fires once per exporter replica with pod labels",
+         expr_sub("BackupRestoreDrillOverdue", by_collection + "(backup_maker_restore_drill_overdue)",
+                  "backup_maker_restore_drill_overdue")),
+        ("BackupRestoreDrillOverdue aggregated without `namespace` collapses equal collection ids of two namespaces",
+         expr_sub("BackupRestoreDrillOverdue", by_collection, "max by (collection_id) ")),
+        ("BackupRestoreDrillOverdue without `for` fires on a brief overdue flap",
+         edit("BackupRestoreDrillOverdue", lambda r: r.pop("for"))),
     ]
 
 
@@ -225,7 +239,7 @@ def main() -> int:
         forms = {
             "deploy": source,
             "chart-file": chart_copy,
-            "helm-template": render_chart(args.helm),
+            "helm-template": render_chart(args.helm, "prometheusRule.restoreDrills.enabled=true"),
         }
         alerts = alerts_of(source)
         for name, groups in forms.items():
@@ -261,7 +275,13 @@ def main() -> int:
             checks.record(out.returncode == 0, f"chart with {c}.enabled=false: ControllerDown ignores it",
                           out.stdout + out.stderr)
 
-        groups = render_chart(args.helm, "metrics-exporter.enabled=false")
+        # The restore-drill group is optional: off by default, the rest unchanged.
+        groups = render_chart(args.helm)
+        left = sorted(set(alerts) - set(alerts_of(groups)))
+        checks.record(left == [OPTIONAL_ALERT] and OPTIONAL_GROUP not in [g["name"] for g in groups["groups"]],
+                      f"chart defaults leave the optional group {OPTIONAL_GROUP} out (left out: {left})")
+
+        groups = render_chart(args.helm, "metrics-exporter.enabled=false", "prometheusRule.restoreDrills.enabled=true")
         left = sorted(set(alerts) - set(alerts_of(groups)))
         checks.record(left == ["MetricsExporterDown"], "chart with metrics-exporter.enabled=false: only "
                       f"MetricsExporterDown is left out (left out: {left})")

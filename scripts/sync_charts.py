@@ -288,6 +288,16 @@ def umbrella_values() -> dict:
             {
                 "enabled": Leaf(False, BOOL, "Render it (needs the monitoring.coreos.com CRDs)."),
                 "labels": Leaf({}, STRMAP, "Extra labels, e.g. the `release` label your Prometheus selects."),
+                "restoreDrills": Group(
+                    "The optional rule group backup-maker.restore-drills (docs/scheduled-backups.md, Restore drills).",
+                    {
+                        "enabled": Leaf(
+                            False,
+                            BOOL,
+                            "Render BackupRestoreDrillOverdue: a collection with a restore drill had no successful restore within the drill's allowed time.",
+                        )
+                    },
+                ),
             },
         ),
         "grafanaDashboards": Group(
