@@ -63,6 +63,12 @@ ARR = {"type": "array"}
 PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 POS = {"type": "integer", "minimum": 0}
 DURATION = {"type": "string", "pattern": "^([0-9]+(ms|s|m|h))+$"}
+# Shard names end up in Deployment and Lease names and in the riotkit.org/shard label value.
+SHARDS = {
+    "type": "array",
+    "uniqueItems": True,
+    "items": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 30},
+}
 
 
 def probe(initial: int, period: int) -> Group:
@@ -116,6 +122,16 @@ def subchart_values(name: str, leader_election: bool, concurrency: bool, resourc
                     True,
                     BOOL,
                     f"Take the Lease `{name}-leader` in the release namespace before reconciling. Also renders the Lease Role.",
+                )
+            },
+        )
+        v["sharding"] = Group(
+            "Sharding (`--shard-selector`, see docs/operations.md#sharding).",
+            {
+                "shards": Leaf(
+                    [],
+                    SHARDS,
+                    f"One more Deployment per name, for the objects labelled `riotkit.org/shard=<name>` (Lease `{name}-leader-<name>`); the main Deployment then takes the unlabelled ones (`!riotkit.org/shard`). Empty: `global.sharding.shards`.",
                 )
             },
         )
@@ -263,6 +279,16 @@ def umbrella_values() -> dict:
                 "logLevel": Leaf("info", STR, "`RUST_LOG` filter for every binary."),
                 "logFormat": Leaf("json", {"type": "string", "enum": ["text", "json"]}, "`--log-format` for every binary."),
                 "watchNamespace": Leaf("", STR, "Watch one namespace only (`--namespace`). Empty: all namespaces."),
+                "sharding": Group(
+                    "Sharding of the gpg-keygen, scheduled- and action-controller (docs/operations.md#sharding); the exporter is not sharded.",
+                    {
+                        "shards": Leaf(
+                            [],
+                            SHARDS,
+                            "Shard names: one more Deployment of each controller per name, for the objects labelled `riotkit.org/shard=<name>`; the main Deployments take the unlabelled ones. A subchart's own `sharding.shards` wins.",
+                        )
+                    },
+                ),
             },
             open_=True,
         ),

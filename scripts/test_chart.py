@@ -503,6 +503,75 @@ class Workloads(unittest.TestCase):
                 render(chart=standalone_subchart(tmp, "gpg-keygen", build=False))
 
 
+class Sharding(unittest.TestCase):
+    SHARDS = "global.sharding.shards={a,b}"
+
+    def deployment(self, docs: list[dict], name: str) -> dict:
+        return named(docs, "Deployment", name)
+
+    def test_no_shards_means_one_unsharded_deployment_per_controller_without_a_shard_selector(self):
+        for dep in kinds(render(), "Deployment"):
+            args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+            self.assertFalse([a for a in args if a.startswith("--shard-selector")], dep["metadata"]["name"])
+
+    def test_each_shard_gets_a_deployment_of_each_leader_electing_controller_with_its_selector(self):
+        docs = render(self.SHARDS)
+        for name in LEADER_ELECTING:
+            for shard in ["a", "b"]:
+                with self.subTest(controller=name, shard=shard):
+                    dep = self.deployment(docs, f"{RELEASE}-{name}-shard-{shard}")
+                    pod = dep["spec"]["template"]
+                    self.assertIn(f"--shard-selector=riotkit.org/shard={shard}", pod["spec"]["containers"][0]["args"])
+                    # Its own selector: the shard's ReplicaSets never count the main Deployment's pods.
+                    self.assertEqual(dep["spec"]["selector"]["matchLabels"]["riotkit.org/shard"], shard)
+                    self.assertEqual(pod["metadata"]["labels"]["riotkit.org/shard"], shard)
+                    self.assertEqual(pod["spec"]["serviceAccountName"], f"{RELEASE}-{name}")
+
+    def test_with_shards_the_main_deployments_take_the_default_shard(self):
+        docs = render(self.SHARDS)
+        for name in LEADER_ELECTING:
+            with self.subTest(controller=name):
+                self.assertIn("--shard-selector=!riotkit.org/shard", container(docs, name)["args"])
+
+    def test_the_exporter_is_not_sharded(self):
+        docs = render(self.SHARDS)
+        self.assertFalse([a for a in container(docs, "metrics-exporter")["args"] if "shard" in a])
+        self.assertEqual(
+            [d["metadata"]["name"] for d in kinds(docs, "Deployment") if "metrics-exporter" in d["metadata"]["name"]],
+            [f"{RELEASE}-metrics-exporter"],
+        )
+
+    def test_each_shard_may_take_its_own_lease_and_no_other(self):
+        docs = render(self.SHARDS)
+        for name in LEADER_ELECTING:
+            role = named(docs, "Role", f"{RELEASE}-{name}-leader-election")
+            self.assertEqual(
+                role["rules"][1]["resourceNames"], [f"{name}-leader", f"{name}-leader-a", f"{name}-leader-b"]
+            )
+
+    def test_metrics_service_selects_the_pods_of_every_shard(self):
+        docs = render(self.SHARDS)
+        service = named(docs, "Service", f"{RELEASE}-scheduled-controller-metrics")
+        pod_labels = self.deployment(docs, f"{RELEASE}-scheduled-controller-shard-a")["spec"]["template"]["metadata"]["labels"]
+        self.assertLessEqual(service["spec"]["selector"].items(), pod_labels.items())
+
+    def test_a_subchart_can_be_sharded_on_its_own(self):
+        docs = render("scheduled-controller.sharding.shards={x}")
+        names = [d["metadata"]["name"] for d in kinds(docs, "Deployment")]
+        self.assertIn(f"{RELEASE}-scheduled-controller-shard-x", names)
+        self.assertNotIn(f"{RELEASE}-action-controller-shard-x", names)
+        self.assertFalse([a for a in container(docs, "action-controller")["args"] if "shard" in a])
+
+    def test_shard_names_that_cannot_name_a_deployment_and_a_lease_are_refused(self):
+        for bad in ["A", "a_b", "-a", "x" * 31]:
+            with self.subTest(name=bad), self.assertRaisesRegex(RenderError, "shards"):
+                render(f"global.sharding.shards={{{bad}}}")
+
+    def test_a_shard_deployment_name_longer_than_63_characters_is_refused_with_the_fix(self):
+        with self.assertRaisesRegex(RenderError, "shorter shard name"):
+            render("scheduled-controller.fullnameOverride=" + "n" * 40, "global.sharding.shards={" + "s" * 20 + "}")
+
+
 class Library(unittest.TestCase):
     """The shared templates live once, in the library chart; the subcharts only include them."""
 

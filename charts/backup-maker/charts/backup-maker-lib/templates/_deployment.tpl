@@ -1,23 +1,51 @@
-{{/* The controller's Deployment (fails the render on unsafe value combinations first). */}}
+{{/*
+The controller's Deployment (fails the render on unsafe value combinations first), and with shards
+(bmc.shards) one more Deployment per shard: `--shard-selector=riotkit.org/shard=<name>` and its own Lease
+`<chart>-leader-<name>`, while the main one takes the default shard (`!riotkit.org/shard`).
+*/}}
 {{- define "bmc.deployment" -}}
 {{- include "bmc.validate" . }}
+{{- $shards := include "bmc.shards" . | fromJsonArray }}
+{{- $sharded := gt (len $shards) 0 }}
+{{- /* "" is the main Deployment: unsharded, or the default shard once there are shards. */ -}}
+{{- range $i, $shard := prepend $shards "" }}
+{{- with $ }}
+{{- if $i }}
+---
+{{- end }}
+{{- $name := include "bmc.fullname" . }}
+{{- if $shard }}
+{{- $name = printf "%s-shard-%s" $name $shard }}
+{{- if gt (len $name) 63 }}
+{{- fail (printf "the Deployment of shard %q would be named %s, longer than 63 characters: use a shorter shard name (or nameOverride)" $shard $name) }}
+{{- end }}
+{{- end }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {{ include "bmc.fullname" . }}
+  name: {{ $name }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "bmc.labels" . | nindent 4 }}
+    {{- with $shard }}
+    riotkit.org/shard: {{ . }}
+    {{- end }}
 spec:
   replicas: {{ .Values.replicas }}
   revisionHistoryLimit: 3
   selector:
     matchLabels:
       {{- include "bmc.selectorLabels" . | nindent 6 }}
+      {{- with $shard }}
+      riotkit.org/shard: {{ . }}
+      {{- end }}
   template:
     metadata:
       labels:
         {{- include "bmc.selectorLabels" . | nindent 8 }}
+        {{- with $shard }}
+        riotkit.org/shard: {{ . }}
+        {{- end }}
         app.kubernetes.io/component: {{ include (printf "%s.component" .Chart.Name) . }}
         app.kubernetes.io/part-of: backup-maker
         {{- with .Values.podLabels }}
@@ -61,6 +89,11 @@ spec:
             - --log-format={{ include "bmc.logFormat" . }}
             {{- with include "bmc.watchNamespace" . }}
             - --namespace={{ . }}
+            {{- end }}
+            {{- if $shard }}
+            - --shard-selector=riotkit.org/shard={{ $shard }}
+            {{- else if $sharded }}
+            - "--shard-selector=!riotkit.org/shard"
             {{- end }}
             {{- if and (hasKey .Values "concurrency") .Values.concurrency }}
             - --concurrency={{ .Values.concurrency }}
@@ -137,4 +170,6 @@ spec:
       topologySpreadConstraints:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+{{- end }}
+{{- end }}
 {{- end }}

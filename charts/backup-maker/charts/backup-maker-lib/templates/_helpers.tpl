@@ -109,8 +109,37 @@ Image reference: <repository>[:<tag>][@<digest>]. The repository defaults to
 {{- printf "%s-leader" .Chart.Name }}
 {{- end }}
 
+{{/*
+The shards of this controller, as a JSON list: its own `sharding.shards`, else `global.sharding.shards`.
+Only controllers with leader election are sharded (the read-only exporter watches everything).
+*/}}
+{{- define "bmc.shards" -}}
+{{- $g := include "bmc.global" . | fromYaml }}
+{{- $gs := $g.sharding | default dict }}
+{{- $own := (.Values.sharding | default dict).shards }}
+{{- if include "bmc.hasLeaderElection" . }}
+{{- toJson ($own | default $gs.shards | default list | uniq) }}
+{{- else }}
+{{- toJson list }}
+{{- end }}
+{{- end }}
+
+{{/* Every Lease this chart's Deployments take: the main one, and <binary>-leader-<shard> per shard. */}}
+{{- define "bmc.leaseNames" -}}
+{{- $names := list (include "bmc.leaseName" .) }}
+{{- range (include "bmc.shards" . | fromJsonArray) }}
+{{- $names = append $names (printf "%s-%s" (include "bmc.leaseName" $) .) }}
+{{- end }}
+{{- toJson $names }}
+{{- end }}
+
 {{/* Fails the render on combinations that would deploy something broken. */}}
 {{- define "bmc.validate" -}}
+{{- range (include "bmc.shards" . | fromJsonArray) }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" (toString .)) }}
+{{- fail (printf "shard name %q is not a DNS label (lower-case letters, digits and '-'): it names a Deployment, a Lease and the riotkit.org/shard label value" (toString .)) }}
+{{- end }}
+{{- end }}
 {{- if and (gt (int .Values.replicas) 1) (include "bmc.hasLeaderElection" .) (not .Values.leaderElection.enabled) }}
 {{- fail (printf "%s.replicas is %d but %s.leaderElection.enabled is false: every replica would reconcile the same objects. Set %s.leaderElection.enabled=true or %s.replicas=1" .Chart.Name (int .Values.replicas) .Chart.Name .Chart.Name .Chart.Name) }}
 {{- end }}

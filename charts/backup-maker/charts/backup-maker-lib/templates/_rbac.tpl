@@ -86,7 +86,7 @@ rules:
     verbs: ["create"]
   - apiGroups: ["coordination.k8s.io"]
     resources: ["leases"]
-    resourceNames: [{{ include "bmc.leaseName" . | quote }}]
+    resourceNames: {{ include "bmc.leaseNames" . }}
     verbs: ["get", "list", "watch", "patch"]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
