@@ -10,6 +10,7 @@ pub mod error;
 pub mod keys;
 pub mod reconcile;
 pub mod secret;
+pub mod verdicts;
 
 pub use error::Error;
 pub use reconcile::{CONTROLLER_NAME, Config, run};

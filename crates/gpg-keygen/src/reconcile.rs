@@ -59,6 +59,10 @@ struct Context {
     events: controller_runtime::events::Publisher,
     /// Retry delays after transient failures (the shared policy of every controller).
     backoff: controller_runtime::cache::Backoff<ScheduledBackup>,
+    /// Our last status write per SB, until the SB watch delivers it (no second write from a stale copy).
+    written: controller_runtime::cache::LastWrite<ScheduledBackup>,
+    /// Verdicts on key Secrets, valid until the Secret's next watch event.
+    verdicts: Arc<crate::verdicts::Verdicts<Verdict>>,
 }
 
 /// Runs the controller until `config.shutdown` resolves.
@@ -106,6 +110,7 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     // this process through the one GET of a referenced Secret (not every Secret of the cluster over the watch).
     let secret_events = touched(secrets, watcher::Config::default(), &watches);
     let controller = Controller::for_stream(backup_events, store.clone());
+    let verdicts = Arc::new(crate::verdicts::Verdicts::default());
 
     let context = Arc::new(Context {
         events: controller_runtime::events::Publisher::new(
@@ -118,14 +123,18 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
         metrics: config.metrics.clone(),
         keys_generated,
         backoff: Default::default(),
+        written: Default::default(),
+        verdicts: verdicts.clone(),
     });
 
     let results = controller
         .watches_stream(secret_events, move |secret: PartialObjectMeta<Secret>| {
-            by_key_secret.get(&secret_key(
-                secret.namespace().as_deref(),
-                &secret.name_any(),
-            ))
+            let key = secret_key(secret.namespace().as_deref(), &secret.name_any());
+            let users = by_key_secret.get(&key);
+            if !users.is_empty() {
+                verdicts.changed(&key);
+            }
+            users
         })
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(config.shutdown)
@@ -157,13 +166,15 @@ async fn reconcile(sb: Arc<ScheduledBackup>, ctx: Arc<Context>) -> Result<Action
         if namespace.is_empty() {
             return Err(Error::MissingNamespace { name });
         }
+        // Our last status write may be newer than the cache's copy (a Secret event can come first).
+        let sb = ctx.written.fresh(&sb);
         let result = reconcile_backup(&sb, &ctx, &namespace).await;
         if result.is_ok() {
             ctx.metrics.reconcile_succeeded();
         }
         if result.as_ref().map_or_else(Error::is_user_input, |_| true) {
             // A definite answer (good or bad): the next transient failure starts from the shortest backoff.
-            ctx.backoff.succeeded(&ObjectRef::from_obj(sb.as_ref()));
+            ctx.backoff.succeeded(&ObjectRef::from_obj(&sb));
         }
         result
     }
@@ -278,6 +289,20 @@ async fn reconcile_backup(
         return Ok(Action::await_change());
     }
     let reference = &sb.spec.gpg_key_secret_ref;
+    let key = secret_key(Some(namespace), &reference.secret_name);
+    // The verdict depends on the Secret and on which data keys this SB reads from it.
+    let question = format!(
+        "{key}\n{}\n{}",
+        reference.private_key_name(),
+        reference.public_key_name()
+    );
+    // A resync of a converged SB reads nothing and parses no key: the last verdict holds until the Secret's
+    // next watch event.
+    if let Some(verdict) = ctx.verdicts.get(&key, &question) {
+        report(sb, ctx, namespace, reference, &verdict).await?;
+        return verdict.into_result();
+    }
+    let epoch = ctx.verdicts.epoch(&key);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let existing = secrets
         .get_opt(&reference.secret_name)
@@ -290,7 +315,11 @@ async fn reconcile_backup(
 
     let verdict = match existing {
         Some(secret) => {
-            Verdict::from_assessment(secret::assess(&secret, reference), &secret, reference)
+            let verdict =
+                Verdict::from_assessment(secret::assess(&secret, reference), &secret, reference);
+            ctx.verdicts
+                .remember(&key, question, epoch, verdict.clone());
+            verdict
         }
         None if !reference.create_if_not_exists => Verdict::NotFound(format!(
             "Secret {:?} does not exist and spec.gpgKeySecretRef.createIfNotExists is false: create it with the \
@@ -443,17 +472,19 @@ async fn report(
 
     let api: Api<ScheduledBackup> = Api::namespaced(ctx.client.clone(), namespace);
     ctx.metrics.api_write("scheduledbackups/status", "apply");
-    api.patch_status(
-        &sb.name_any(),
-        &PatchParams::apply(field_managers::GPG_KEYGEN).force(),
-        &Patch::Apply(status_patch(&desired)),
-    )
-    .await
-    .map_err(|source| Error::ApplyStatus {
-        namespace: namespace.to_string(),
-        name: sb.name_any(),
-        error: source,
-    })?;
+    let written = api
+        .patch_status(
+            &sb.name_any(),
+            &PatchParams::apply(field_managers::GPG_KEYGEN).force(),
+            &Patch::Apply(status_patch(&desired)),
+        )
+        .await
+        .map_err(|source| Error::ApplyStatus {
+            namespace: namespace.to_string(),
+            name: sb.name_any(),
+            error: source,
+        })?;
+    ctx.written.remember(&written);
 
     if meaning_changed && desired.status == "False" {
         publish(ctx, sb, EventType::Warning, reason, desired.message.clone()).await;

@@ -218,6 +218,14 @@ async fn missing_secret_is_generated_once_and_reported_valid() {
 
     settle(&server).await;
     assert_eq!(server.write_count("secrets", Verb::Create), 1);
+    // The Secret's own watch event reconciles again before the SB watch delivers our status write: that
+    // reconcile must start from our write, not write the condition a second time.
+    assert_eq!(
+        server.write_count("scheduledbackups/status", Verb::Apply),
+        1,
+        "{:#?}",
+        server.write_log()
+    );
     assert_eq!(events(&server, "Normal", "KeySecretCreated"), 1);
     assert_eq!(
         controller.counter(
@@ -566,6 +574,57 @@ async fn converged_controller_makes_zero_writes_on_resync_and_unrelated_changes(
         controller.successful_reconciles() >= reconciles_before + 2.0,
         "the changes triggered reconciles ({reconciles_before} → {})",
         controller.successful_reconciles()
+    );
+    assert_eq!(server.total_writes(), 0, "{:?}", server.write_log());
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_converged_sb_is_reconciled_without_reading_its_key_secret_until_the_secret_changes() {
+    let server = server();
+    server
+        .insert(backup(json!({"createIfNotExists": true})))
+        .unwrap();
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = reads.clone();
+    let path = format!("/api/v1/namespaces/{NS}/secrets/{SECRET}");
+    // A rule that never delays: it only counts the GETs of the key Secret.
+    server.delay_route(
+        move |r| {
+            if r.method == http::Method::GET && r.path == path {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            false
+        },
+        Duration::ZERO,
+    );
+    let controller = Running::start(server.client(), "a");
+    wait_for_reason(&server, "KeySecretValid").await;
+    settle(&server).await;
+    let reconciles = controller.successful_reconciles();
+    assert!(reads.load(Ordering::SeqCst) >= 1, "the rule sees the reads");
+    reads.store(0, Ordering::SeqCst);
+    server.reset_counters();
+
+    server
+        .modify("scheduledbackups", NS, SB, |sb| {
+            sb["metadata"]["labels"] = json!({"team": "db"});
+        })
+        .unwrap();
+    settle(&server).await;
+    assert!(controller.successful_reconciles() > reconciles);
+    assert_eq!(reads.load(Ordering::SeqCst), 0, "the verdict is remembered");
+
+    server
+        .modify("secrets", NS, SECRET, |s| {
+            s["metadata"]["annotations"]["note"] = json!("rotated?");
+        })
+        .unwrap();
+    settle(&server).await;
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        1,
+        "a changed Secret is read again"
     );
     assert_eq!(server.total_writes(), 0, "{:?}", server.write_log());
     controller.stop().await;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crd_types::constants::condition_types::GPG_KEY_READY;
 use crd_types::constants::field_managers::SCHEDULED_CONTROLLER;
 use crd_types::{ChildReference, ScheduledBackup, ScheduledBackupStatus};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -47,6 +48,11 @@ async fn reconcile_inner(
     if sb.meta().deletion_timestamp.is_some() {
         // Children go with the garbage collector (ownerReferences); the key Secret is not owned and stays.
         return Ok((Action::await_change(), None));
+    }
+    if let Some(wait) = awaiting_first_key_report(sb, jiff::Timestamp::now()) {
+        // gpg-keygen reports on every new SB within moments, and its status write wakes this one up: a
+        // "waiting for the key" status now would be obsolete by then (one write per SB for nothing).
+        return Ok((Action::requeue(wait), None));
     }
     let namespace = sb
         .namespace()
@@ -113,6 +119,24 @@ async fn reconcile_inner(
         .filter(|deadline| *deadline > now)
         .and_then(|deadline| Duration::try_from(deadline.duration_since(now)).ok());
     Ok((Action::requeue(requeue_after(overdue_in)), failure))
+}
+
+/// How long a new ScheduledBackup waits for gpg-keygen's first `GPGKeyReady` before this controller reports
+/// that it is waiting (then with the hint to check that gpg-keygen runs).
+pub const KEY_REPORT_GRACE: Duration = Duration::from_secs(30);
+
+/// Pure: the time left to wait silently for gpg-keygen's first report on `sb`: `GPGKeyReady` absent and the SB
+/// younger than [`KEY_REPORT_GRACE`]. `None` once the condition exists (whatever it says) or the grace is over.
+pub fn awaiting_first_key_report(sb: &ScheduledBackup, now: jiff::Timestamp) -> Option<Duration> {
+    let conditions = sb.status.as_ref().map(|s| s.conditions.as_slice());
+    if crd_types::conditions::find(conditions.unwrap_or_default(), GPG_KEY_READY).is_some() {
+        return None;
+    }
+    let created = sb.metadata.creation_timestamp.as_ref()?.0;
+    let age = Duration::try_from(now.duration_since(created)).unwrap_or_default();
+    KEY_REPORT_GRACE
+        .checked_sub(age)
+        .filter(|left| !left.is_zero())
 }
 
 /// The resync, or sooner when `Overdue` flips before it.
@@ -419,4 +443,56 @@ pub fn error_policy(sb: Arc<ScheduledBackup>, error: &Error, ctx: Arc<Context>) 
     let delay = ctx.backoff.failed(ObjectRef::from_obj(sb.as_ref()));
     warn!(error = %error, reason = error.reason(), retry_in = ?delay, "reconcile failed, retrying");
     Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sb(created: &str, key_condition: Option<&str>) -> ScheduledBackup {
+        let conditions: Vec<serde_json::Value> = key_condition
+            .map(|status| json!({"type": "GPGKeyReady", "status": status, "reason": "R", "message": "m", "lastTransitionTime": created}))
+            .into_iter()
+            .collect();
+        serde_json::from_value(json!({
+            "apiVersion": "riotkit.org/v1alpha1", "kind": "ScheduledBackup",
+            "metadata": {"name": "app", "namespace": "ns", "creationTimestamp": created},
+            "spec": {"operation": "backup", "templateRef": {"kind": "internal", "name": "pg15"},
+                     "gpgKeySecretRef": {"secretName": "keys"}, "tokenSecretRef": {"secretName": "token"}},
+            "status": {"conditions": conditions},
+        }))
+        .unwrap()
+    }
+
+    fn at(ts: &str) -> jiff::Timestamp {
+        ts.parse().unwrap()
+    }
+
+    #[test]
+    fn a_new_sb_waits_silently_for_the_first_key_report_until_the_grace_ends() {
+        let new = sb("2026-01-01T00:00:00Z", None);
+        assert_eq!(
+            awaiting_first_key_report(&new, at("2026-01-01T00:00:10Z")),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(
+            awaiting_first_key_report(&new, at("2026-01-01T00:00:30Z")),
+            None
+        );
+        assert_eq!(
+            awaiting_first_key_report(&new, at("2026-01-01T01:00:00Z")),
+            None
+        );
+    }
+
+    #[test]
+    fn any_key_report_ends_the_silent_wait() {
+        for status in ["True", "False"] {
+            let reported = sb("2026-01-01T00:00:00Z", Some(status));
+            assert_eq!(
+                awaiting_first_key_report(&reported, at("2026-01-01T00:00:01Z")),
+                None
+            );
+        }
+    }
 }

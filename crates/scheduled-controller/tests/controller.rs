@@ -469,7 +469,8 @@ async fn without_a_ready_key_secret_the_sb_waits_and_proceeds_once_it_is_ready()
     fake.insert(secret("token", json!({"token": "jwt"})))
         .unwrap();
     let mut sb = scheduled_backup("app", json!({}));
-    sb["status"] = json!({});
+    // What gpg-keygen reports for a missing Secret it must not generate.
+    sb["status"] = json!({"conditions": [{"type": "GPGKeyReady", "status": "False", "reason": "KeySecretNotFound", "message": "create it", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
     fake.insert(sb).unwrap();
     let _world = start(fake.clone());
     wait(&fake, "WaitingForKeySecret", |s| {
@@ -490,10 +491,49 @@ async fn without_a_ready_key_secret_the_sb_waits_and_proceeds_once_it_is_ready()
     ))
     .unwrap();
     fake.modify("scheduledbackups", NS, "app", |sb| {
-        sb["status"]["conditions"].as_array_mut().unwrap().push(json!({"type": "GPGKeyReady", "status": "True", "reason": "KeySecretValid", "message": "ok", "lastTransitionTime": "2026-01-01T00:00:00Z"}));
+        let conditions = sb["status"]["conditions"].as_array_mut().unwrap();
+        conditions.retain(|c| c["type"] != "GPGKeyReady");
+        conditions.push(json!({"type": "GPGKeyReady", "status": "True", "reason": "KeySecretValid", "message": "ok", "lastTransitionTime": "2026-01-01T00:00:00Z"}));
     })
     .unwrap();
     wait_ready(&fake, "app").await;
+}
+
+#[tokio::test]
+async fn a_new_sb_writes_no_waiting_status_before_gpg_keygen_reports_and_one_status_after() {
+    let fake = server();
+    fake.insert(secret("token", json!({"token": "jwt"})))
+        .unwrap();
+    let mut sb = scheduled_backup("app", json!({}));
+    sb["status"] = json!({});
+    fake.insert(sb).unwrap();
+    let _world = start(fake.clone());
+    quiet(&fake).await;
+    assert_eq!(
+        fake.total_writes(),
+        0,
+        "nothing to say yet: {:#?}",
+        fake.write_log()
+    );
+
+    // What gpg-keygen does a moment later: create the Secret, then report GPGKeyReady.
+    fake.insert(secret(
+        "keys",
+        json!({"key": "private", "key.pub": "public"}),
+    ))
+    .unwrap();
+    fake.modify("scheduledbackups", NS, "app", |sb| {
+        sb["status"]["conditions"] = json!([{"type": "GPGKeyReady", "status": "True", "reason": "KeySecretValid", "message": "ok", "lastTransitionTime": "2026-01-01T00:00:00Z"}]);
+    })
+    .unwrap();
+    wait_ready(&fake, "app").await;
+    quiet(&fake).await;
+    assert_eq!(
+        fake.write_count("scheduledbackups/status", Verb::Apply),
+        1,
+        "{:#?}",
+        fake.write_log()
+    );
 }
 
 #[tokio::test]
