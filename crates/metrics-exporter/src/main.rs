@@ -79,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         overdue_grace,
         registry,
         health,
+        shard: run.shard()?,
     };
     let result = exporter::run(client, config, stopped()).await;
     server

@@ -110,6 +110,7 @@ async fn succeeded_and_failed_jobs_move_the_right_series_without_any_api_write()
         overdue_grace: SignedDuration::from_hours(1),
         registry: registry.clone(),
         health: health.clone(),
+        shard: Default::default(),
     };
     let task = tokio::spawn(exporter::run(server.client(), config, async {
         let _ = stopped.await;
@@ -228,6 +229,7 @@ async fn actions_are_counted_by_result_and_running_ones_gauged() {
         overdue_grace: SignedDuration::from_hours(1),
         registry: registry.clone(),
         health: health.clone(),
+        shard: Default::default(),
     };
     let task = tokio::spawn(exporter::run(server.client(), config, async {
         let _ = stopped.await;
