@@ -1,6 +1,7 @@
 //! Sharding (`--shard-selector`) on the in-process API server: two scheduled-controllers, shard `a`
 //! (`riotkit.org/shard=a`) and the default shard (`!riotkit.org/shard`), each converge only their own
-//! ScheduledBackups; an SB moved between shards keeps its children (relabelled, never deleted or re-created).
+//! ScheduledBackups; an SB moved between shards keeps its children (relabelled, never deleted or re-created);
+//! an action runs in its ScheduledBackup's shard, and one in another shard says why it waits.
 //! Shard `a` runs as a ServiceAccount of its own (bound to the chart's scheduled-controller ClusterRole), so the
 //! fake's audit log says which instance made each write.
 
@@ -90,7 +91,7 @@ async fn env() -> (Env, kube::Client) {
         controller_runtime::client::from_config(config).unwrap()
     };
     let mut controller_clients = std::collections::HashMap::new();
-    for controller in ["gpg-keygen", "scheduled-controller"] {
+    for controller in ["gpg-keygen", "scheduled-controller", "action-controller"] {
         let sa = e2e::service_account(controller);
         let token = fake_apiserver::service_account_token(e2e::RELEASE_NAMESPACE, &sa);
         controller_clients.insert(controller, client_as(Some(token)).await);
@@ -359,4 +360,98 @@ async fn each_shard_converges_only_its_own_scheduled_backups_and_a_moved_one_kee
     env.settle().await;
     assert_eq!(writes_of(&env, SHARD_A_USER), []);
     assert_eq!(writes_of(&env, DEFAULT_USER), []);
+}
+
+/// The action-controller of `selector`'s shard, as the chart's action-controller ServiceAccount.
+fn start_action_controller(env: &Env, selector: &str) -> tokio::task::JoinHandle<()> {
+    let config = action_controller::Config {
+        namespace: Some(env.namespace.clone()),
+        concurrency: 4,
+        metrics: ControllerMetrics::new("action-controller", &prometheus::Registry::new()),
+        health: Health::default(),
+        instance: Some(format!("actions {selector}")),
+        shard: Shard::new(Some(selector.parse().unwrap()), None).unwrap(),
+    };
+    let client = env.controller_client("action-controller");
+    tokio::spawn(async move {
+        action_controller::run(client, config, std::future::pending())
+            .await
+            .expect("action-controller runs");
+    })
+}
+
+fn action(name: &str, shard: Option<&str>) -> String {
+    let labels = shard.map_or(String::new(), |s| {
+        format!(", labels: {{riotkit.org/shard: {s}}}")
+    });
+    format!(
+        "apiVersion: riotkit.org/v1alpha1\nkind: RequestedBackupAction\nmetadata: {{name: {name}{labels}}}\nspec:\n  action: backup\n  scheduledBackupRef: {{name: in-a}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_action_runs_in_its_scheduled_backups_shard_and_says_so_when_it_is_in_another() {
+    use crd_types::RequestedBackupAction;
+    use k8s_openapi::api::batch::v1::Job;
+    let (mut env, shard_a_client) = env().await;
+    env.start_gpg_keygen();
+    let sharded = start(&env, shard_a_client, "shard-a", "riotkit.org/shard=a");
+    let _actions_a = AbortOnDrop(start_action_controller(&env, "riotkit.org/shard=a"));
+    let _actions_default = AbortOnDrop(start_action_controller(&env, "!riotkit.org/shard"));
+    wait_ready(&[&sharded]).await;
+    env.create_yaml(&user_secrets()).await.unwrap();
+    env.create_yaml(&app("in-a", Some("a"))).await.unwrap();
+    env.wait_for::<ScheduledBackup>("in-a", "Ready=True", ready)
+        .await;
+
+    // In the SB's shard: run, and its Job (and Pod) are in the action's shard.
+    env.create_yaml(&action("same-shard", Some("a")))
+        .await
+        .unwrap();
+    env.wait_for::<RequestedBackupAction>("same-shard", "processed", |a| {
+        a.status.as_ref().is_some_and(|s| s.processed)
+    })
+    .await;
+    let job: Job = env.api().get("same-shard").await.unwrap();
+    assert_eq!(
+        job.labels().get(labels::SHARD).map(String::as_str),
+        Some("a")
+    );
+    let pod_labels = job.spec.unwrap().template.metadata.unwrap().labels.unwrap();
+    assert_eq!(pod_labels.get(labels::SHARD).map(String::as_str), Some("a"));
+
+    // Unlabelled, so in the default shard, which does not see the SB: it waits and says why.
+    env.create_yaml(&action("other-shard", None)).await.unwrap();
+    let waiting = env
+        .wait_for::<RequestedBackupAction>("other-shard", "ScheduledBackupNotFound", |a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.reason == crd_types::constants::reasons::SCHEDULED_BACKUP_NOT_FOUND)
+            })
+        })
+        .await;
+    let status = waiting.status.unwrap();
+    let message = &status
+        .conditions
+        .iter()
+        .find(|c| c.reason == crd_types::constants::reasons::SCHEDULED_BACKUP_NOT_FOUND)
+        .unwrap()
+        .message;
+    assert!(message.contains("riotkit.org/shard"), "{message}");
+    assert!(
+        env.api::<Job>()
+            .get_opt("other-shard")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
