@@ -60,7 +60,7 @@ pub async fn sync_kind<K>(
     owner: &ScheduledBackupRef<'_>,
     desired: &[K],
     changes: &mut Changes,
-    applied: &mut Vec<ChildReference>,
+    applied: &mut Vec<(ChildReference, String)>,
 ) -> Result<Vec<K>, Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -79,13 +79,14 @@ where
     for object in desired {
         let object = &with_spec_hash(object);
         let name = object.name_any();
+        let hash = object.annotations()[SPEC_HASH].clone();
         let cached = cache.get(namespace, &name);
         if let Some(observed) = &cached {
             if !controlled_by(observed.as_ref(), owner.uid) {
                 return Err(collision::<K>(ctx, owner, namespace, name));
             }
             if unchanged(cache, observed, object) {
-                applied.push(reference::<K>(&name));
+                applied.push((reference::<K>(&name), hash));
                 current.push(observed.as_ref().clone());
                 continue;
             }
@@ -111,7 +112,7 @@ where
         current.push(result);
         ctx.metrics.api_write(&plural, "apply");
         changes.applied.push(format!("{kind}/{name}"));
-        applied.push(reference::<K>(&name));
+        applied.push((reference::<K>(&name), hash));
     }
 
     // Children have deterministic names (one per operation), so the candidates are looked up by name: pruning
@@ -166,6 +167,23 @@ where
                 &serde_json::to_value(desired).unwrap_or_default(),
             )
         })
+}
+
+/// True when the cache holds child `name` owned by `owner_uid`, not being deleted, carrying spec hash `hash`
+/// and with its content verified: what a remembered pass ([`crate::memo`]) needs to be reused.
+pub fn current<K: Watched>(
+    cache: &LeanCache<K>,
+    namespace: &str,
+    name: &str,
+    owner_uid: &str,
+    hash: &str,
+) -> bool {
+    cache.get(namespace, name).is_some_and(|o| {
+        controlled_by(o.as_ref(), owner_uid)
+            && o.meta().deletion_timestamp.is_none()
+            && o.annotations().get(SPEC_HASH).map(String::as_str) == Some(hash)
+            && cache.content_matches(&o, |_| false)
+    })
 }
 
 /// Waits (by name) for a foreign object holding a child's name to go, and reports the collision.

@@ -20,6 +20,7 @@ pub mod dereference;
 pub mod diff;
 pub mod error;
 pub mod health;
+pub mod memo;
 pub mod pods;
 pub mod reconcile;
 pub mod run_on_create;
@@ -88,6 +89,8 @@ pub struct Context {
     pub backoff: controller_runtime::cache::Backoff<ScheduledBackup>,
     /// Foreign objects SBs wait for (name collisions), watched by name until they are gone.
     pub blocked: controller_runtime::blocked::BlockedOn<ScheduledBackup>,
+    /// The inputs of each SB's last apply pass (a resync with unchanged inputs reads and renders nothing).
+    pub memo: Arc<memo::Memo>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -181,15 +184,22 @@ pub async fn run(
     // SB (every Secret event of the cluster arrives here).
     let by_template = Arc::new(ReverseIndex::new(template_of));
     let by_secret = Arc::new(ReverseIndex::new(secrets_of));
+    let memo = Arc::new(memo::Memo::default());
     let (sbs, sb_stream) = cached_with(
         scoped_api::<ScheduledBackup>(&client, ns.as_deref()),
         config.shard.watch(watcher::Config::default()),
         &watches,
         {
-            let (by_template, by_secret) = (by_template.clone(), by_secret.clone());
+            let (by_template, by_secret, memo) =
+                (by_template.clone(), by_secret.clone(), memo.clone());
             move |event| {
                 by_template.observe(event);
                 by_secret.observe(event);
+                if let watcher::Event::Delete(sb) = event
+                    && let Some(uid) = sb.uid()
+                {
+                    memo.forget(&uid);
+                }
             }
         },
     );
@@ -228,6 +238,7 @@ pub async fn run(
         written: Default::default(),
         backoff: Default::default(),
         blocked,
+        memo: memo.clone(),
     });
 
     let results = controller
@@ -251,10 +262,12 @@ pub async fn run(
             move |template: ClusterBackupProcedureTemplate| by_template.get(&template.name_any()),
         )
         .watches_stream(secret_refs, move |secret| {
-            by_secret.get(&secret_key(
-                secret.namespace().as_deref(),
-                &secret.name_any(),
-            ))
+            let key = secret_key(secret.namespace().as_deref(), &secret.name_any());
+            let users = by_secret.get(&key);
+            if !users.is_empty() {
+                memo.secret_changed(&key);
+            }
+            users
         })
         .reconcile_on(unblocked)
         .graceful_shutdown_on(shutdown)

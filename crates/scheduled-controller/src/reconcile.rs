@@ -47,6 +47,9 @@ async fn reconcile_inner(
     let sb = &ctx.written.fresh(cached);
     if sb.meta().deletion_timestamp.is_some() {
         // Children go with the garbage collector (ownerReferences); the key Secret is not owned and stays.
+        if let Some(uid) = sb.uid() {
+            ctx.memo.forget(&uid);
+        }
         return Ok((Action::await_change(), None));
     }
     if let Some(wait) = awaiting_first_key_report(sb, jiff::Timestamp::now()) {
@@ -163,6 +166,23 @@ async fn converge(
 ) -> Result<Converged, Error> {
     // validate (pure) → dereference → build → apply: a bad spec costs no API read.
     crate::validate::validate(sb)?;
+    // Before any read: an input that changes during the reads changes the fingerprint.
+    let fingerprint = ctx.memo.fingerprint(ctx, sb);
+    if let Some(pass) = ctx.memo.get(uid, fingerprint)
+        && pass
+            .children
+            .iter()
+            .all(|(child, hash)| child_current(ctx, namespace, uid, child, hash))
+    {
+        return Ok(Converged {
+            children: pass.children.into_iter().map(|(child, _)| child).collect(),
+            hash: pass.hash,
+            notes: pass.notes,
+            warnings: pass.warnings,
+            changes: Changes::default(),
+            cron_job: None,
+        });
+    }
     let deps = dereference(&ctx.client, &ctx.stores.templates, sb, namespace).await?;
     crate::dereference::check_key_secret(&ctx.client, sb, namespace).await?;
     let inputs = template_engine::Inputs {
@@ -223,14 +243,44 @@ async fn converge(
     )
     .await?
     .pop();
+    ctx.memo.remember(
+        uid,
+        crate::memo::Pass {
+            fingerprint,
+            children: children.clone(),
+            hash: desired.hash.clone(),
+            notes: desired.skipped.clone(),
+            warnings: desired.warnings.clone(),
+        },
+    );
     Ok(Converged {
-        children,
+        children: children.into_iter().map(|(child, _)| child).collect(),
         hash: desired.hash,
         notes: desired.skipped,
         warnings: desired.warnings,
         changes,
         cron_job,
     })
+}
+
+/// Whether a remembered child is in the cache as the remembered pass left it.
+fn child_current(
+    ctx: &Context,
+    namespace: &str,
+    uid: &str,
+    child: &ChildReference,
+    hash: &str,
+) -> bool {
+    use crate::apply::current;
+    let stores = &ctx.stores;
+    let name = &child.name;
+    match child.kind.as_str() {
+        "ConfigMap" => current(&stores.config_maps, namespace, name, uid, hash),
+        "Secret" => current(&stores.secrets, namespace, name, uid, hash),
+        "PodTemplate" => current(&stores.pod_templates, namespace, name, uid, hash),
+        "CronJob" => current(&stores.cron_jobs, namespace, name, uid, hash),
+        _ => false,
+    }
 }
 
 /// Jobs spawned by this ScheduledBackup's CronJob (not those of actions), from the watch cache. `applied` is the

@@ -12,7 +12,25 @@ const NS: &str = "team-a";
 
 struct World {
     metrics: ControllerMetrics,
+    registry: prometheus::Registry,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl World {
+    fn successful_reconciles(&self) -> f64 {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "backup_maker_reconcile_total")
+            .flat_map(|f| f.get_metric())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "result" && l.value() == "success")
+            })
+            .map(|m| m.get_counter().get_value())
+            .sum()
+    }
 }
 
 impl Drop for World {
@@ -30,7 +48,8 @@ fn server() -> FakeApiServer {
 }
 
 fn start(fake: FakeApiServer) -> World {
-    let metrics = ControllerMetrics::new("scheduled-controller", &prometheus::Registry::new());
+    let registry = prometheus::Registry::new();
+    let metrics = ControllerMetrics::new("scheduled-controller", &registry);
     let config = scheduled_controller::Config {
         namespace: None,
         concurrency: 4,
@@ -45,7 +64,11 @@ fn start(fake: FakeApiServer) -> World {
             .await
             .unwrap();
     });
-    World { metrics, task }
+    World {
+        metrics,
+        registry,
+        task,
+    }
 }
 
 fn secret(name: &str, data: Value) -> Value {
@@ -171,6 +194,52 @@ async fn converging_costs_one_apply_per_child_and_one_status_write_then_nothing(
         fake.write_log()
     );
     assert!(world.metrics.api_writes_total() >= 8);
+}
+
+#[tokio::test]
+async fn a_reconcile_with_unchanged_inputs_reads_no_secret_and_a_changed_secret_is_read_again() {
+    let fake = server();
+    seed(&fake);
+    fake.insert(scheduled_backup("app", json!({}))).unwrap();
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = reads.clone();
+    // A rule that never delays: it counts the GETs of single Secrets (token, key).
+    fake.delay_route(
+        move |r| {
+            if r.method == http::Method::GET
+                && r.path
+                    .starts_with(&format!("/api/v1/namespaces/{NS}/secrets/"))
+            {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            false
+        },
+        Duration::ZERO,
+    );
+    let world = start(fake.clone());
+    wait_ready(&fake, "app").await;
+    quiet(&fake).await;
+    assert!(reads.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    reads.store(0, std::sync::atomic::Ordering::SeqCst);
+    let reconciles = world.successful_reconciles();
+
+    fake.modify("scheduledbackups", NS, "app", |sb| {
+        sb["metadata"]["annotations"] = json!({"poke": "1"})
+    })
+    .unwrap();
+    quiet(&fake).await;
+    assert!(world.successful_reconciles() > reconciles);
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    fake.modify("secrets", NS, "token", |s| {
+        s["metadata"]["annotations"] = json!({"rotated": "yes"})
+    })
+    .unwrap();
+    quiet(&fake).await;
+    assert!(
+        reads.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "a changed Secret is read again"
+    );
 }
 
 #[tokio::test]
