@@ -1,6 +1,7 @@
-//! Scrape cost with a large store: 500 ScheduledBackups (half scheduled in Europe/Berlin), 1500
-//! finished Jobs and 200 actions. Run with `cargo bench -p metrics-exporter --bench scrape`.
-//! Prints the median and p90 of gather + text encoding, the work one /metrics request does.
+//! Scrape cost with a large store: N ScheduledBackups (default 500, `BENCH_SBS=10000` for issue #15's scale; half
+//! scheduled in Europe/Berlin, every tenth a restore drill of the collection of the one before), 3 finished Jobs
+//! each and N/2.5 actions. Run with `cargo bench -p metrics-exporter --bench scrape`. Prints the median and p90 of
+//! gather + text encoding, the work one /metrics request does.
 
 use kube::runtime::watcher::Event;
 use metrics_exporter::exporter::{BackupCollector, Feed};
@@ -8,9 +9,13 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 fn main() {
+    let n: usize = std::env::var("BENCH_SBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     let mut feed = Feed::default();
-    for i in 0..500 {
-        let ns = format!("ns-{}", i % 50);
+    for i in 0..n {
+        let ns = format!("ns-{}", (i / 10) % 50);
         let tz = if i % 2 == 0 {
             json!("Europe/Berlin")
         } else {
@@ -20,7 +25,8 @@ fn main() {
             serde_json::from_value(json!({
                 "apiVersion": "riotkit.org/v1alpha1", "kind": "ScheduledBackup",
                 "metadata": {"name": format!("sb-{i}"), "namespace": ns, "creationTimestamp": "2025-01-01T00:00:00Z"},
-                "spec": {"operation": "backup",
+                "spec": {"operation": if i % 10 == 9 { "restore" } else { "backup" },
+                         "collectionId": format!("c-{}", i - i % 10 / 9),
                          "cronJob": {"enabled": true, "scheduleEvery": format!("{} {} * * *", i % 60, i % 24), "timeZone": tz},
                          "templateRef": {"name": "pg15", "kind": "internal"},
                          "gpgKeySecretRef": {"secretName": "g"}, "tokenSecretRef": {"secretName": "t"}},
@@ -38,7 +44,7 @@ fn main() {
             };
             feed.job(Event::Apply(
                 serde_json::from_value(json!({
-                    "metadata": {"name": format!("sb-{i}-{j}"), "namespace": format!("ns-{}", i % 50),
+                    "metadata": {"name": format!("sb-{i}-{j}"), "namespace": ns,
                                  "labels": {"riotkit.org/scheduled-backup": format!("sb-{i}"), "riotkit.org/operation": "backup"}},
                     "status": {"startTime": "2025-06-02T02:00:00Z", "completionTime": if cond == "Complete" { json!(done) } else { json!(null) },
                                "conditions": [{"type": cond, "status": "True", "lastTransitionTime": done}]}
@@ -47,13 +53,14 @@ fn main() {
             ));
         }
     }
-    for i in 0..200 {
+    let actions = n * 2 / 5;
+    for i in 0..actions {
         let phase = ["Pending", "Running", "Succeeded", "Failed"][i % 4];
         feed.action(Event::Apply(
             serde_json::from_value(json!({
                 "apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
-                "metadata": {"name": format!("r-{i}"), "namespace": format!("ns-{}", i % 50), "uid": format!("u-{i}")},
-                "spec": {"action": if i % 3 == 0 { "restore" } else { "backup" }, "scheduledBackupRef": {"name": "sb-0"}},
+                "metadata": {"name": format!("r-{i}"), "namespace": format!("ns-{}", (i / 10) % 50), "uid": format!("u-{i}")},
+                "spec": {"action": if i % 3 == 0 { "restore" } else { "backup" }, "scheduledBackupRef": {"name": format!("sb-{i}")}},
                 "status": {"phase": phase}
             }))
             .unwrap(),
@@ -81,7 +88,8 @@ fn main() {
         .collect();
     times.sort();
     println!(
-        "scrape with 500 ScheduledBackups, 1500 Jobs, 200 actions: median {:?}, p90 {:?}, {} bytes, {} lines",
+        "scrape with {n} ScheduledBackups, {} Jobs, {actions} actions: median {:?}, p90 {:?}, {} bytes, {} lines",
+        n * 3,
         times[times.len() / 2],
         times[times.len() * 9 / 10],
         size,
