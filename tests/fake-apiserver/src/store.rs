@@ -7,7 +7,7 @@
 //! real change gets the next resourceVersion and an entry in the (bounded) event log that
 //! watches replay from.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -1069,12 +1069,6 @@ impl Store {
         value
     }
 
-    fn uid_exists(&self, uid: &str) -> bool {
-        self.objects
-            .values()
-            .any(|s| s.value["metadata"]["uid"] == uid)
-    }
-
     /// Rewrites one stored object as the garbage collector does (not a counted write).
     fn gc_write(&mut self, key: &ObjKey, change: impl FnOnce(&mut Value)) {
         let (Some(res), Some(mut obj)) = (self.info(key), self.get(key).cloned()) else {
@@ -1138,27 +1132,37 @@ impl Store {
                 }
             }
         }
+        // The uids stored now, rebuilt after a delete: one lookup per owner reference instead of
+        // a scan of every object (that scan made a pass quadratic in the number of objects).
+        let mut uids: Option<HashSet<String>> = None;
         for (key, _) in &snapshot {
             // Re-read: the owner pass above may have changed or removed it.
-            let Some(obj) = self.get(key).cloned() else {
+            let Some(obj) = self.get(key) else {
                 continue;
             };
             let Some(refs) = obj["metadata"]["ownerReferences"].as_array() else {
                 continue;
             };
+            let existing = uids.get_or_insert_with(|| {
+                self.objects
+                    .values()
+                    .filter_map(|s| s.value["metadata"]["uid"].as_str().map(str::to_owned))
+                    .collect()
+            });
             let missing: Vec<Value> = refs
                 .iter()
                 .map(|r| r["uid"].clone())
-                .filter(|uid| !uid.as_str().is_some_and(|u| self.uid_exists(u)))
+                .filter(|uid| !uid.as_str().is_some_and(|u| existing.contains(u)))
                 .collect();
             if missing.is_empty() {
                 continue;
             }
-            if missing.len() == refs.len() {
-                if obj["metadata"].get("deletionTimestamp").is_none()
-                    && let Some(res) = self.info(key)
-                {
+            let all_missing = missing.len() == refs.len();
+            let deleting = obj["metadata"].get("deletionTimestamp").is_some();
+            if all_missing {
+                if !deleting && let Some(res) = self.info(key) {
                     let _ = self.delete(&res, key, &DeleteOptions::default());
+                    uids = None;
                 }
             } else {
                 self.gc_write(key, |d| {
