@@ -267,15 +267,19 @@ pub fn verdicts(reports: &[Report]) -> Vec<Verdict> {
         let resync_cpu = r.resync_outage.cpu_s.values().sum::<f64>();
         out.push(Verdict {
             what: format!(
-                "N={n}: full resync makes 0 writes (outage {}, restart {}) and costs <= 2 s CPU at 10k, i.e. <= {:.2} s here ({resync_cpu:.2} s)",
-                r.resync_outage.audit.total,
-                r.resync_restart.audit.total,
-                2.0 * n as f64 / 10_000.0
+                "N={n}: a full resync makes 0 writes (outage {}, restart {})",
+                r.resync_outage.audit.total, r.resync_restart.audit.total
             ),
-            met: r.resync_outage.audit.total == 0
-                && r.resync_restart.audit.total == 0
-                && resync_cpu <= 2.0 * n as f64 / 10_000.0,
+            met: r.resync_outage.audit.total == 0 && r.resync_restart.audit.total == 0,
         });
+        // The CPU ceiling is stated for 10k; smaller runs are dominated by fixed costs (re-listing,
+        // connection set-up), so a ceiling scaled down to them would not mean anything.
+        if n >= 10_000 {
+            out.push(Verdict {
+                what: format!("N={n}: one full resync <= 2 s CPU ({resync_cpu:.2} s)"),
+                met: resync_cpu <= 2.0,
+            });
+        }
     }
     let at = |n: usize| reports.iter().find(|r| r.n == n);
     if let (Some(small), Some(large)) = (at(1_000), at(10_000)) {
