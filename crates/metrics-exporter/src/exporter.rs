@@ -10,7 +10,7 @@
 //! exporter only lists and watches: it makes no API writes at all.
 
 use crate::projection::{
-    Actions, Collections, CronJobInfo, CronJobs, Fold, JobRuns, JobSummary, Projection, max_opt,
+    Actions, CronJobInfo, CronJobs, Fold, JobRuns, JobSummary, Projection, SpecIndex, max_opt,
 };
 use crd_types::constants::{condition_types, labels};
 use crd_types::schedule::{self, OverdueAfter, Schedule};
@@ -100,24 +100,22 @@ pub struct ScheduledBackupValues {
     pub overdue: Option<bool>,
 }
 
-/// The effective schedule (`H` resolved from the SB's namespace/name) and overdue rule of a ScheduledBackup that
-/// runs on a schedule: `None` when its CronJob is disabled, suspended (on the SB or on the CronJob) or its
-/// schedule invalid. The same crd-types code as the scheduled-controller's `Overdue` condition; `grace` is the
-/// default rule's grace.
-pub fn active_schedule(
+/// The effective schedule (`schedule`: [`crate::projection::effective_schedule`] of `sb`) and overdue rule of a
+/// ScheduledBackup that runs on a schedule: `None` when its CronJob is disabled, suspended (on the SB or on the
+/// CronJob) or its schedule or `overdueAfter` invalid. The same crd-types code as the scheduled-controller's
+/// `Overdue` condition; `grace` is the default rule's grace.
+pub fn active_schedule<'a>(
     sb: &ScheduledBackup,
+    schedule: Option<&'a Schedule>,
     cron_job: Option<&CronJobInfo>,
     grace: SignedDuration,
-) -> Option<(Schedule, OverdueAfter)> {
+) -> Option<(&'a Schedule, OverdueAfter)> {
     let cron = &sb.spec.cron_job;
     let suspended = cron.suspend == Some(true) || cron_job.is_some_and(|c| c.suspended);
     if !cron.enabled || suspended {
         return None;
     }
-    let (namespace, name) = (sb.namespace().unwrap_or_default(), sb.name_any());
-    cron.schedule(&namespace, &name)
-        .ok()
-        .zip(cron.overdue_after(grace).ok())
+    schedule.zip(cron.overdue_after(grace).ok())
 }
 
 fn created(sb: &ScheduledBackup) -> Timestamp {
@@ -127,10 +125,11 @@ fn created(sb: &ScheduledBackup) -> Timestamp {
         .map_or(Timestamp::MIN, |t| t.0)
 }
 
-/// Computes the exported values of one ScheduledBackup from its status, its Jobs' summary and its
-/// CronJob (if the scheduled-controller created one).
+/// Computes the exported values of one ScheduledBackup from its status, its parsed effective schedule, its Jobs'
+/// summary and its CronJob (if the scheduled-controller created one).
 pub fn scheduled_backup_values(
     sb: &ScheduledBackup,
+    schedule: Option<&Schedule>,
     jobs: Option<&JobSummary>,
     cron_job: Option<&CronJobInfo>,
     now: Timestamp,
@@ -158,11 +157,11 @@ pub fn scheduled_backup_values(
             .map(|t| t.0),
         cron_job.and_then(|c| c.last_schedule),
     );
-    let (next_scheduled, overdue) = match active_schedule(sb, cron_job, grace) {
+    let (next_scheduled, overdue) = match active_schedule(sb, schedule, cron_job, grace) {
         Some((s, policy)) => (
             s.next_after(now),
             Some(schedule::is_overdue_at(
-                &s,
+                s,
                 policy,
                 last_success,
                 created(sb),
@@ -214,8 +213,8 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 pub struct Stores {
     /// ScheduledBackups.
     pub scheduled_backups: Store<ScheduledBackup>,
-    /// The collection id of each ScheduledBackup (from the same watch).
-    pub collections: Arc<Projection<Collections>>,
+    /// The collection id and parsed schedule of each ScheduledBackup (from the same watch).
+    pub specs: Arc<Projection<SpecIndex>>,
     /// RequestedBackupActions.
     pub actions: Arc<Projection<Actions>>,
     /// Finished Jobs labelled `riotkit.org/scheduled-backup`.
@@ -235,7 +234,7 @@ impl Default for Feed {
         let scheduled_backups = Writer::default();
         let stores = Stores {
             scheduled_backups: scheduled_backups.as_reader(),
-            collections: Default::default(),
+            specs: Default::default(),
             actions: Default::default(),
             jobs: Default::default(),
             cron_jobs: Default::default(),
@@ -255,7 +254,7 @@ impl Feed {
 
     /// A ScheduledBackup watch event.
     pub fn scheduled_backup(&mut self, event: Event<ScheduledBackup>) {
-        self.stores.collections.observe(&event);
+        self.stores.specs.observe(&event);
         self.scheduled_backups.apply_watcher_event(&event);
     }
 
@@ -426,7 +425,7 @@ impl BackupCollector {
             .wait_until_ready()
             .now_or_never()
             .is_some_and(|r| r.is_ok())
-            && s.collections.is_ready()
+            && s.specs.is_ready()
             && s.actions.is_ready()
             && s.jobs.is_ready()
             && s.cron_jobs.is_ready()
@@ -440,7 +439,7 @@ impl BackupCollector {
     ) -> BTreeMap<(String, String), CollectionState> {
         let jobs = self.stores.jobs.lock();
         let cron_jobs = self.stores.cron_jobs.lock();
-        let collections = self.stores.collections.lock();
+        let specs = self.stores.specs.lock();
         let actions = self.stores.actions.lock();
         let mut by_collection: BTreeMap<(String, String), CollectionState> = BTreeMap::new();
         for sb in self.stores.scheduled_backups.state() {
@@ -451,7 +450,16 @@ impl BackupCollector {
                 op.as_str().to_owned(),
             );
             let cron_job = cron_jobs.get(&key);
-            let v = scheduled_backup_values(&sb, jobs.summary(&key), cron_job, now, self.grace);
+            let derived = specs.get(&(key.0.clone(), key.1.clone()));
+            let schedule = derived.and_then(|d| d.schedule.as_ref());
+            let v = scheduled_backup_values(
+                &sb,
+                schedule,
+                jobs.summary(&key),
+                cron_job,
+                now,
+                self.grace,
+            );
             let l = [v.namespace.as_str(), v.name.as_str(), v.operation.as_str()];
             let values = [
                 v.last_success.map(seconds),
@@ -468,7 +476,7 @@ impl BackupCollector {
                 }
             }
             let (ns, name, _) = key;
-            let Some(collection) = collections.get(&(ns.clone(), name.clone())) else {
+            let Some(collection) = derived.and_then(|d| d.collection.as_deref()) else {
                 continue;
             };
             // A restore of this SB's collection: a run of a restore SB (its status or its Jobs), or a restore
@@ -493,9 +501,9 @@ impl BackupCollector {
                 .or_default();
             state.last_restore = max_opt(state.last_restore, restored);
             if op == Operation::Restore
-                && let Some((s, policy)) = active_schedule(&sb, cron_job, self.grace)
+                && let Some((s, policy)) = active_schedule(&sb, schedule, cron_job, self.grace)
             {
-                state.drills.push((s, policy, created(&sb)));
+                state.drills.push((s.clone(), policy, created(&sb)));
             }
         }
         by_collection
@@ -608,8 +616,8 @@ pub async fn run(
     // Readiness follows the watches (false while one is re-listing after a failure or an outage).
     let watches =
         controller_runtime::cache::Watches::new(client.clone(), config.health.clone(), None);
-    let collections = Arc::new(Projection::<Collections>::default());
-    let observer = collections.clone();
+    let specs = Arc::new(Projection::<SpecIndex>::default());
+    let observer = specs.clone();
     let (scheduled_backups, sb_events) = cached_with(
         scoped_api::<ScheduledBackup>(&client, ns),
         all.clone(),
@@ -618,7 +626,7 @@ pub async fn run(
     );
     let stores = Stores {
         scheduled_backups,
-        collections,
+        specs,
         actions: Default::default(),
         jobs: Default::default(),
         cron_jobs: Default::default(),
@@ -655,7 +663,7 @@ pub async fn run(
     let synced = async {
         let _ = futures::join!(
             stores.scheduled_backups.wait_until_ready(),
-            stores.collections.wait_until_ready(),
+            stores.specs.wait_until_ready(),
             stores.actions.wait_until_ready(),
             stores.jobs.wait_until_ready(),
             stores.cron_jobs.wait_until_ready(),
@@ -796,6 +804,18 @@ mod tests {
         })
     }
 
+    /// [`scheduled_backup_values`] with the schedule parsed as the spec index parses it.
+    fn values(
+        sb: &ScheduledBackup,
+        jobs: Option<&JobSummary>,
+        cron_job: Option<&CronJobInfo>,
+        now: Timestamp,
+        grace: SignedDuration,
+    ) -> ScheduledBackupValues {
+        let schedule = crate::projection::effective_schedule(sb);
+        scheduled_backup_values(sb, schedule.as_ref(), jobs, cron_job, now, grace)
+    }
+
     fn fixed(now: &str) -> Clock {
         let now = ts(now);
         Arc::new(move || now)
@@ -925,7 +945,7 @@ mod tests {
             "2025-01-10T02:04:00Z",
         )];
         let s = summarize_jobs(&jobs);
-        let v = scheduled_backup_values(
+        let v = values(
             &b,
             s.get(&("n".into(), "db".into(), "backup".into())),
             None,
@@ -949,7 +969,7 @@ mod tests {
             json!({"enabled": true, "scheduleEvery": "0 0 2 * * *"}),
             json!({"enabled": true, "scheduleEvery": "0 2 * * *", "timeZone": "Mars/Olympus"}),
         ] {
-            let v = scheduled_backup_values(
+            let v = values(
                 &sb("n", "db", "backup", cron.clone(), json!({})),
                 None,
                 None,
@@ -971,7 +991,7 @@ mod tests {
             json!({}),
         );
         let minute = crd_types::spread::seed("n", "db") % 60;
-        let v = scheduled_backup_values(&b, None, None, ts("2025-01-10T12:00:00Z"), HOUR);
+        let v = values(&b, None, None, ts("2025-01-10T12:00:00Z"), HOUR);
         assert_eq!(
             v.next_scheduled,
             Some(ts(&format!("2025-01-11T02:{minute:02}:00Z")))
@@ -988,7 +1008,7 @@ mod tests {
             json!({"lastSuccessfulTime": "2025-01-10T02:04:00Z"}),
         );
         let deadline = ts("2025-01-12T04:04:00Z");
-        let v = |now: Timestamp| scheduled_backup_values(&b, None, None, now, HOUR).overdue;
+        let v = |now: Timestamp| values(&b, None, None, now, HOUR).overdue;
         assert_eq!(v(deadline - SignedDuration::from_nanos(1)), Some(false));
         assert_eq!(v(deadline), Some(true));
         // The deadline the scheduled-controller requeues at and flips its condition on.
@@ -1019,7 +1039,7 @@ mod tests {
             json!({"enabled": true, "scheduleEvery": "0 2 * * *"}),
             json!({}),
         );
-        let v = scheduled_backup_values(
+        let v = values(
             &b,
             None,
             Some(&CronJobInfo::of(&cj)),
@@ -1040,7 +1060,7 @@ mod tests {
             json!({}),
         );
         // Created 2025-01-01T00:00Z = 01:00 Berlin; first run 02:00 Berlin = 01:00Z.
-        let v = |now: &str| scheduled_backup_values(&b, None, None, ts(now), HOUR).overdue;
+        let v = |now: &str| values(&b, None, None, ts(now), HOUR).overdue;
         assert_eq!(v("2025-01-01T01:59:00Z"), Some(false));
         assert_eq!(v("2025-01-01T02:00:00Z"), Some(true));
     }
@@ -1531,5 +1551,38 @@ mod tests {
         assert_eq!(e.series(LAST_RESTORE).count(), 0);
         assert_eq!(e.series(DRILL_OVERDUE).count(), 0);
         assert_eq!(e.series(OVERDUE).count(), 1, "its own series stay");
+    }
+
+    #[test]
+    fn a_changed_schedule_is_parsed_again_and_a_deleted_scheduled_backup_forgotten() {
+        let mut f = Feed::default();
+        let (_r, scrape) = scrape(BackupCollector::with_clock(
+            f.stores(),
+            HOUR,
+            fixed("2025-01-10T12:00:00Z"),
+        ));
+        let next = || scrape().value(NEXT_SCHEDULED, &[("scheduledbackup", "db")]);
+        let at = |schedule: &str| {
+            sb(
+                "n",
+                "db",
+                "backup",
+                json!({"enabled": true, "scheduleEvery": schedule}),
+                json!({}),
+            )
+        };
+        f.scheduled_backup(Event::Apply(at("0 2 * * *")));
+        assert_eq!(next(), Some(seconds(ts("2025-01-11T02:00:00Z"))));
+        f.scheduled_backup(Event::Apply(at("0 13 * * *")));
+        assert_eq!(next(), Some(seconds(ts("2025-01-10T13:00:00Z"))));
+        f.scheduled_backup(Event::Delete(at("0 13 * * *")));
+        assert_eq!(next(), None);
+        assert!(
+            f.stores()
+                .specs
+                .lock()
+                .get(&("n".into(), "db".into()))
+                .is_none()
+        );
     }
 }

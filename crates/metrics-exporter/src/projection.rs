@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use crd_types::constants::labels;
+use crd_types::schedule::Schedule;
 use crd_types::{ActionPhase, Operation, RequestedBackupAction, ScheduledBackup};
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -549,26 +550,53 @@ pub fn collection_id(sb: &ScheduledBackup) -> Option<String> {
         .filter(|c| !c.is_empty())
 }
 
-/// The collection id of every ScheduledBackup, parsed once per change of the ScheduledBackup rather than at
-/// every scrape.
-#[derive(Default)]
-pub struct Collections {
-    by_sb: HashMap<ObjKey, String>,
+/// The effective schedule of a ScheduledBackup with an enabled CronJob (`H` resolved from its namespace/name, in
+/// its time zone); `None` when disabled or invalid.
+pub fn effective_schedule(sb: &ScheduledBackup) -> Option<Schedule> {
+    let cron = &sb.spec.cron_job;
+    let meta = &sb.metadata;
+    cron.enabled
+        .then(|| {
+            cron.schedule(
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default(),
+            )
+            .ok()
+        })
+        .flatten()
 }
 
-impl Collections {
-    /// The collection of ScheduledBackup `namespace/name`.
-    pub fn get(&self, key: &ObjKey) -> Option<&str> {
-        self.by_sb.get(key).map(String::as_str)
+/// What the exporter derives from one ScheduledBackup's spec.
+#[derive(Debug, Clone, Default)]
+pub struct Derived {
+    /// [`collection_id`].
+    pub collection: Option<String>,
+    /// [`effective_schedule`].
+    pub schedule: Option<Schedule>,
+}
+
+/// The collection id and parsed schedule of every ScheduledBackup, derived once per change of the ScheduledBackup
+/// rather than at every scrape (parsing a cron expression costs more than everything else a scrape does per
+/// ScheduledBackup).
+#[derive(Default)]
+pub struct SpecIndex {
+    by_sb: HashMap<ObjKey, Derived>,
+}
+
+impl SpecIndex {
+    /// What was derived from ScheduledBackup `namespace/name`.
+    pub fn get(&self, key: &ObjKey) -> Option<&Derived> {
+        self.by_sb.get(key)
     }
 }
 
-impl Fold<ScheduledBackup> for Collections {
+impl Fold<ScheduledBackup> for SpecIndex {
     fn apply(&mut self, key: ObjKey, sb: &ScheduledBackup) {
-        match collection_id(sb) {
-            Some(id) => self.by_sb.insert(key, id),
-            None => self.by_sb.remove(&key),
+        let derived = Derived {
+            collection: collection_id(sb),
+            schedule: effective_schedule(sb),
         };
+        self.by_sb.insert(key, derived);
     }
 
     fn delete(&mut self, key: &ObjKey) {
@@ -830,10 +858,15 @@ mod tests {
         );
         assert_eq!(collection_id(&sb("Params: {}\n", Some(""))), None);
         assert_eq!(collection_id(&sb("not: [yaml", None)), None);
-        let p = Projection::<Collections>::default();
+        let p = Projection::<SpecIndex>::default();
+        let collection = |p: &Projection<SpecIndex>| {
+            p.lock()
+                .get(&("n".into(), "db".into()))
+                .and_then(|d| d.collection.clone())
+        };
         p.observe(&Event::Apply(sb(vars, None)));
-        assert_eq!(p.lock().get(&("n".into(), "db".into())), Some("from-vars"));
+        assert_eq!(collection(&p).as_deref(), Some("from-vars"));
         p.observe(&Event::Apply(sb("", None)));
-        assert_eq!(p.lock().get(&("n".into(), "db".into())), None);
+        assert_eq!(collection(&p), None);
     }
 }
