@@ -1087,20 +1087,41 @@ impl Store {
     /// references.
     pub(crate) fn collect_garbage(&mut self) -> bool {
         let before = self.rv;
-        let snapshot: Vec<(ObjKey, Value)> = self
+        // Only objects being deleted (owners) and objects with owners (dependents) take part in a
+        // pass, and dependents are copied only when some owner is being deleted: copying every
+        // stored object each pass (every 50 ms while anything changes) dominated large stores.
+        let has_owners = |v: &Value| {
+            v["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+        };
+        let deleting: Vec<(ObjKey, Value)> = self
             .objects
             .iter()
+            .filter(|(_, s)| s.value["metadata"].get("deletionTimestamp").is_some())
             .map(|(k, s)| (k.clone(), s.value.clone()))
+            .collect();
+        let snapshot: Vec<(ObjKey, Value)> = if deleting.is_empty() {
+            Vec::new()
+        } else {
+            self.objects
+                .iter()
+                .filter(|(_, s)| has_owners(&s.value))
+                .map(|(k, s)| (k.clone(), s.value.clone()))
+                .collect()
+        };
+        let owned: Vec<ObjKey> = self
+            .objects
+            .iter()
+            .filter(|(_, s)| has_owners(&s.value))
+            .map(|(k, _)| k.clone())
             .collect();
         let refs_to = |v: &Value, uid: &Value| {
             v["metadata"]["ownerReferences"]
                 .as_array()
                 .is_some_and(|refs| refs.iter().any(|r| r["uid"] == *uid))
         };
-        for (key, obj) in &snapshot {
-            if obj["metadata"].get("deletionTimestamp").is_none() {
-                continue;
-            }
+        for (key, obj) in &deleting {
             let uid = obj["metadata"]["uid"].clone();
             let fins = finalizers(obj);
             if fins.iter().any(|f| f == "orphan") {
@@ -1135,7 +1156,7 @@ impl Store {
         // The uids stored now, rebuilt after a delete: one lookup per owner reference instead of
         // a scan of every object (that scan made a pass quadratic in the number of objects).
         let mut uids: Option<HashSet<String>> = None;
-        for (key, _) in &snapshot {
+        for key in &owned {
             // Re-read: the owner pass above may have changed or removed it.
             let Some(obj) = self.get(key) else {
                 continue;
