@@ -14,8 +14,10 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use action_controller::index::ActionsBySb;
@@ -24,9 +26,40 @@ use crd_types::{RequestedBackupAction, ScheduledBackup};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PodTemplate;
 use kube::ResourceExt;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
+
+/// Counts live heap bytes, so the caches' memory is measured exactly (resident memory also holds what the
+/// allocator kept from freed temporaries, such as the full objects before their projection).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live_bytes() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -220,30 +253,32 @@ async fn main() {
     let mut first: Option<(Duration, Duration)> = None;
     for &n in &sizes {
         let sbs: Vec<ScheduledBackup> = (0..n)
+            .map(|i| scheduled_backup(&example_sb, &sb_name(i), &namespace(i)))
+            .collect();
+        let before = live_bytes();
+        let caches = fill(&sbs, &pod_template, true);
+        let lean_bytes = live_bytes().saturating_sub(before);
+        assert_eq!(caches.actions.state().len(), n + 1);
+        // The same SBs are asked about at every N (the first SAMPLE): only the size of the stores differs.
+        let sample: Vec<Arc<ScheduledBackup>> = (0..n.min(SAMPLE))
             .map(|i| {
-                scheduled_backup(
-                    &example_sb,
-                    &format!("app-{i}"),
-                    &format!("team-{}", i % 10),
-                )
+                caches
+                    .sbs
+                    .get(&ObjectRef::new(&sb_name(i)).within(&namespace(i)))
+                    .expect("cached SB")
             })
             .collect();
-        let rss_before = rss_kib();
-        let caches = fill(&sbs, &pod_template, true);
-        let rss_lean = rss_kib();
-        assert_eq!(caches.actions.state().len(), n + 1);
-        let cached_sbs = caches.sbs.state();
 
         let budget = Duration::from_millis(500);
         let mut found = 0;
-        let index_event = per_event(&cached_sbs, budget, |sb| {
+        let index_event = per_event(&sample, budget, |sb| {
             found += black_box(waiting_on(&caches.index, sb)).len();
         });
         assert!(found > 0, "the waiting action is found");
-        let scan_event = per_event(&cached_sbs, budget, |sb| {
+        let scan_event = per_event(&sample, budget, |sb| {
             black_box(waiting_by_scan(&caches.actions, sb));
         });
-        let index_history = per_event(&cached_sbs, budget, |sb| {
+        let index_history = per_event(&sample, budget, |sb| {
             let history = history::finished_of(
                 &caches.actions,
                 &caches.index,
@@ -255,33 +290,38 @@ async fn main() {
                 history.iter().map(|a| a.as_ref()),
             ));
         });
-        let scan_history = per_event(&cached_sbs, Duration::from_millis(200), |sb| {
+        let scan_history = per_event(&sample, Duration::from_millis(200), |sb| {
             black_box(history_by_scan(&caches.actions, sb));
         });
 
+        let before = live_bytes();
         let full = fill(&sbs, &pod_template, false);
-        let size = |store_bytes: fn(&Caches) -> usize, c: &Caches| store_bytes(c) / n;
-        let action_bytes = |c: &Caches| {
-            c.actions
+        let full_bytes = live_bytes().saturating_sub(before);
+        let per_object = |c: &Caches| {
+            let n = n as f64;
+            let actions: usize = c
+                .actions
                 .state()
                 .iter()
                 .map(|a| lean::json_size(a.as_ref()))
-                .sum()
-        };
-        let job_bytes = |c: &Caches| {
-            c.jobs
+                .sum();
+            let jobs: usize = c
+                .jobs
                 .state()
                 .iter()
                 .map(|j| lean::json_size(j.as_ref()))
-                .sum()
-        };
-        let sb_bytes = |c: &Caches| {
-            c.sbs
+                .sum();
+            let sbs: usize = c
+                .sbs
                 .state()
                 .iter()
                 .map(|s| lean::json_size(s.as_ref()))
-                .sum()
+                .sum();
+            (actions as f64 / n, jobs as f64 / n, sbs as f64 / n)
         };
+        let (full_action, full_job, full_sb) = per_object(&full);
+        let (lean_action, lean_job, lean_sb) = per_object(&caches);
+        let mib = |bytes: usize| bytes as f64 / (1024.0 * 1024.0);
 
         println!("N = {n}");
         println!(
@@ -295,18 +335,14 @@ async fn main() {
             scan_history.as_nanos() as f64
         );
         println!(
-            "  cached bytes per object (JSON), full → lean: action {} → {}, Job {} → {}, SB {} → {}",
-            size(action_bytes, &full),
-            size(action_bytes, &caches),
-            size(job_bytes, &full),
-            size(job_bytes, &caches),
-            size(sb_bytes, &full),
-            size(sb_bytes, &caches),
+            "  cached JSON bytes per object, full → lean: action {full_action:.0} → {lean_action:.0}, Job {full_job:.0} → {lean_job:.0}, SB {full_sb:.0} → {lean_sb:.0}"
         );
         println!(
-            "  resident memory of the lean caches: {:.1} MiB ({:.2} KiB per SB with its action and Job)",
-            (rss_lean.saturating_sub(rss_before)) as f64 / 1024.0,
-            (rss_lean.saturating_sub(rss_before)) as f64 / n as f64
+            "  heap of the caches and index (SB + action + Job per SB): lean {:.1} MiB ({:.2} KiB per SB), full {:.1} MiB ({:.2} KiB per SB)",
+            mib(lean_bytes),
+            lean_bytes as f64 / 1024.0 / n as f64,
+            mib(full_bytes),
+            full_bytes as f64 / 1024.0 / n as f64,
         );
         match first {
             None => first = Some((index_event, index_history)),
@@ -320,4 +356,18 @@ async fn main() {
         drop(full);
         drop(caches);
     }
+    println!(
+        "  (process resident memory at the end: {} MiB)",
+        rss_kib() / 1024
+    );
+}
+
+const SAMPLE: usize = 1_000;
+
+fn sb_name(i: usize) -> String {
+    format!("app-{i}")
+}
+
+fn namespace(i: usize) -> String {
+    format!("team-{}", i % 10)
 }
