@@ -21,13 +21,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use action_controller::index::ActionsBySb;
+use action_controller::lean::{CachedJob, CachedScheduledBackup};
 use action_controller::{history, lean, reconcile, waiting_on};
 use crd_types::{RequestedBackupAction, ScheduledBackup};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PodTemplate;
-use kube::ResourceExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::Event;
+use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 /// Counts live heap bytes, so the caches' memory is measured exactly (resident memory also holds what the
@@ -139,18 +140,33 @@ fn scheduled_backup(template: &Value, name: &str, namespace: &str) -> ScheduledB
     serde_json::from_value(sb).unwrap()
 }
 
-struct Caches {
+struct Caches<J, S>
+where
+    J: Resource<DynamicType = ()> + Clone + 'static,
+    S: Resource<DynamicType = ()> + Clone + 'static,
+{
     actions: Store<RequestedBackupAction>,
-    jobs: Store<Job>,
-    sbs: Store<ScheduledBackup>,
+    jobs: Store<J>,
+    sbs: Store<S>,
     index: ActionsBySb,
     /// Keeps the writers (and with them the stores' contents) alive.
     _writers: Box<dyn std::any::Any>,
 }
 
 /// The three caches after a list of `sbs` SBs with one finished action and Job each (and one waiting action of the
-/// first SB), through the controller's projections when `project`.
-fn fill(sbs: &[ScheduledBackup], pod_template: &PodTemplate, project: bool) -> Caches {
+/// first SB). Jobs and SBs are cached as `job_of` and `sb_of` make them; actions through the controller's
+/// projection when `project`.
+fn fill<J, S>(
+    sbs: &[ScheduledBackup],
+    pod_template: &PodTemplate,
+    project: bool,
+    job_of: impl Fn(Job) -> J,
+    sb_of: impl Fn(&ScheduledBackup) -> S,
+) -> Caches<J, S>
+where
+    J: Resource<DynamicType = ()> + Clone + 'static,
+    S: Resource<DynamicType = ()> + Clone + 'static,
+{
     let (actions, mut action_writer) = reflector::store();
     let (jobs, mut job_writer) = reflector::store();
     let (sb_store, mut sb_writer) = reflector::store();
@@ -160,12 +176,10 @@ fn fill(sbs: &[ScheduledBackup], pod_template: &PodTemplate, project: bool) -> C
     for (i, sb) in sbs.iter().enumerate() {
         let namespace = sb.namespace().unwrap();
         let mut action = finished_action(&format!("run-{i}"), &namespace, &sb.name_any());
-        let mut job = finished_job(pod_template, &action);
-        let mut sb = sb.clone();
+        let job = job_of(finished_job(pod_template, &action));
+        let sb = sb_of(sb);
         if project {
             lean::action(&mut action);
-            lean::job(&mut job);
-            lean::scheduled_backup(&mut sb);
         }
         let event = Event::Apply(action);
         index.observe(&event);
@@ -186,7 +200,7 @@ fn fill(sbs: &[ScheduledBackup], pod_template: &PodTemplate, project: bool) -> C
 }
 
 /// The whole-store scan `waiting_on` used to be.
-fn waiting_by_scan(actions: &Store<RequestedBackupAction>, sb: &ScheduledBackup) -> usize {
+fn waiting_by_scan(actions: &Store<RequestedBackupAction>, sb: &CachedScheduledBackup) -> usize {
     let (namespace, name) = (sb.namespace(), sb.name_any());
     actions
         .state()
@@ -200,7 +214,7 @@ fn waiting_by_scan(actions: &Store<RequestedBackupAction>, sb: &ScheduledBackup)
 }
 
 /// The whole-store scan history limits used to be.
-fn history_by_scan(actions: &Store<RequestedBackupAction>, sb: &ScheduledBackup) -> usize {
+fn history_by_scan(actions: &Store<RequestedBackupAction>, sb: &CachedScheduledBackup) -> usize {
     let (namespace, name) = (sb.namespace(), sb.name_any());
     let state = actions.state();
     let mine = state
@@ -211,9 +225,9 @@ fn history_by_scan(actions: &Store<RequestedBackupAction>, sb: &ScheduledBackup)
 
 /// Mean time of `f` over every SB, repeated until at least `budget` has passed.
 fn per_event(
-    sbs: &[Arc<ScheduledBackup>],
+    sbs: &[Arc<CachedScheduledBackup>],
     budget: Duration,
-    mut f: impl FnMut(&ScheduledBackup),
+    mut f: impl FnMut(&CachedScheduledBackup),
 ) -> Duration {
     let started = Instant::now();
     let mut calls = 0u32;
@@ -256,11 +270,11 @@ async fn main() {
             .map(|i| scheduled_backup(&example_sb, &sb_name(i), &namespace(i)))
             .collect();
         let before = live_bytes();
-        let caches = fill(&sbs, &pod_template, true);
+        let caches = fill(&sbs, &pod_template, true, cached_job, cached_sb);
         let lean_bytes = live_bytes().saturating_sub(before);
         assert_eq!(caches.actions.state().len(), n + 1);
         // The same SBs are asked about at every N (the first SAMPLE): only the size of the stores differs.
-        let sample: Vec<Arc<ScheduledBackup>> = (0..n.min(SAMPLE))
+        let sample: Vec<Arc<CachedScheduledBackup>> = (0..n.min(SAMPLE))
             .map(|i| {
                 caches
                     .sbs
@@ -295,32 +309,10 @@ async fn main() {
         });
 
         let before = live_bytes();
-        let full = fill(&sbs, &pod_template, false);
+        let full = fill(&sbs, &pod_template, false, |job| job, |sb| sb.clone());
         let full_bytes = live_bytes().saturating_sub(before);
-        let per_object = |c: &Caches| {
-            let n = n as f64;
-            let actions: usize = c
-                .actions
-                .state()
-                .iter()
-                .map(|a| lean::json_size(a.as_ref()))
-                .sum();
-            let jobs: usize = c
-                .jobs
-                .state()
-                .iter()
-                .map(|j| lean::json_size(j.as_ref()))
-                .sum();
-            let sbs: usize = c
-                .sbs
-                .state()
-                .iter()
-                .map(|s| lean::json_size(s.as_ref()))
-                .sum();
-            (actions as f64 / n, jobs as f64 / n, sbs as f64 / n)
-        };
-        let (full_action, full_job, full_sb) = per_object(&full);
-        let (lean_action, lean_job, lean_sb) = per_object(&caches);
+        let (full_action, full_job, full_sb) = per_object(&full, n);
+        let (lean_action, lean_job, lean_sb) = per_object(&caches, n);
         let mib = |bytes: usize| bytes as f64 / (1024.0 * 1024.0);
 
         println!("N = {n}");
@@ -363,6 +355,50 @@ async fn main() {
 }
 
 const SAMPLE: usize = 1_000;
+
+/// Serialized bytes per cached action, Job and SB.
+fn per_object<J, S>(c: &Caches<J, S>, n: usize) -> (f64, f64, f64)
+where
+    J: Resource<DynamicType = ()> + Clone + serde::Serialize + 'static,
+    S: Resource<DynamicType = ()> + Clone + serde::Serialize + 'static,
+{
+    let n = n as f64;
+    let actions: usize = c
+        .actions
+        .state()
+        .iter()
+        .map(|a| lean::json_size(a.as_ref()))
+        .sum();
+    let jobs: usize = c
+        .jobs
+        .state()
+        .iter()
+        .map(|j| lean::json_size(j.as_ref()))
+        .sum();
+    let sbs: usize = c
+        .sbs
+        .state()
+        .iter()
+        .map(|s| lean::json_size(s.as_ref()))
+        .sum();
+    (actions as f64 / n, jobs as f64 / n, sbs as f64 / n)
+}
+
+/// A Job as the watch decodes it into the controller's cache.
+fn cached_job(job: Job) -> CachedJob {
+    let mut cached: CachedJob =
+        serde_json::from_value(serde_json::to_value(&job).unwrap()).unwrap();
+    lean::job(&mut cached);
+    cached
+}
+
+/// A ScheduledBackup as the watch decodes it into the controller's cache.
+fn cached_sb(sb: &ScheduledBackup) -> CachedScheduledBackup {
+    let mut cached: CachedScheduledBackup =
+        serde_json::from_value(serde_json::to_value(sb).unwrap()).unwrap();
+    lean::scheduled_backup(&mut cached);
+    cached
+}
 
 fn sb_name(i: usize) -> String {
     format!("app-{i}")

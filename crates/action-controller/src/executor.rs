@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crd_types::constants::{field_managers::ACTION_CONTROLLER, labels};
 use crd_types::executor;
 use crd_types::names::{child_name, job_name, label_value};
-use crd_types::{KindType, Operation, RequestedBackupAction, ScheduledBackup};
+use crd_types::{KindType, Operation, RequestedBackupAction};
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::batch::v1::Job;
@@ -32,6 +32,7 @@ use serde::de::DeserializeOwned;
 
 use crate::Context;
 use crate::error::Error;
+use crate::lean::CachedScheduledBackup;
 use crate::status::{ExecutorView, job_view, workflow_view};
 
 /// `apiVersion` of Argo Workflows' `Workflow`.
@@ -214,7 +215,7 @@ pub fn validate(rba: &RequestedBackupAction) -> Result<(), Error> {
 /// Is the ScheduledBackup ready to lend its procedure? Its `Ready` condition (scheduled-controller's) must be
 /// True, i.e. its ConfigMaps, Secrets and PodTemplates are applied.
 pub fn check_scheduled_backup(
-    sb: Option<&ScheduledBackup>,
+    sb: Option<&CachedScheduledBackup>,
     namespace: &str,
     name: &str,
 ) -> Result<(), Error> {
@@ -224,12 +225,10 @@ pub fn check_scheduled_backup(
             name: name.into(),
         });
     };
-    let conditions = sb
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    match crd_types::conditions::find(conditions, crd_types::constants::condition_types::READY) {
+    match crd_types::conditions::find(
+        sb.conditions(),
+        crd_types::constants::condition_types::READY,
+    ) {
         Some(c) if c.status == "True" => Ok(()),
         Some(c) => Err(Error::WaitingForScheduledBackup {
             namespace: namespace.into(),
@@ -400,7 +399,7 @@ pub async fn ensure(
             let cached = ctx
                 .jobs
                 .get(&ObjectRef::new(&name).within(namespace))
-                .map(|j| j.as_ref().clone());
+                .map(|j| Job::from(j.as_ref()));
             let kind = Kind {
                 name: "Job",
                 plural: "jobs",
@@ -560,7 +559,7 @@ mod tests {
         .unwrap()
     }
 
-    fn sb(conditions: Value) -> ScheduledBackup {
+    fn sb(conditions: Value) -> crd_types::ScheduledBackup {
         serde_json::from_value(json!({
             "apiVersion": "riotkit.org/v1alpha1", "kind": "ScheduledBackup",
             "metadata": {"name": "app1", "namespace": "team-a"},
@@ -599,12 +598,12 @@ mod tests {
             json!([{"type": "Ready", "status": "False", "reason": "WaitingForKeySecret",
             "message": "key Secret team-a/keys does not exist yet", "lastTransitionTime": "2026-01-01T00:00:00Z"}]),
         );
-        let err = check_scheduled_backup(Some(&not_ready), "team-a", "app1").unwrap_err();
+        let err = check_scheduled_backup(Some(&(&not_ready).into()), "team-a", "app1").unwrap_err();
         assert_eq!(err.reason(), "WaitingForScheduledBackup");
         assert!(err.to_string().contains("WaitingForKeySecret"), "{err}");
         let no_status = sb(json!([]));
         assert_eq!(
-            check_scheduled_backup(Some(&no_status), "team-a", "app1")
+            check_scheduled_backup(Some(&(&no_status).into()), "team-a", "app1")
                 .unwrap_err()
                 .reason(),
             "WaitingForScheduledBackup"
@@ -613,7 +612,7 @@ mod tests {
             json!([{"type": "Ready", "status": "True", "reason": "Ready", "message": "ok",
             "lastTransitionTime": "2026-01-01T00:00:00Z"}]),
         );
-        check_scheduled_backup(Some(&ready), "team-a", "app1").unwrap();
+        check_scheduled_backup(Some(&(&ready).into()), "team-a", "app1").unwrap();
     }
 
     fn template(name: &str) -> ObjectRef<PodTemplate> {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crd_types::{ActionPhase, RequestedBackupAction, ScheduledBackup};
+use crd_types::{ActionPhase, RequestedBackupAction};
 use jiff::Timestamp;
 use kube::api::{DeleteParams, Preconditions};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -16,6 +16,7 @@ use tracing::info;
 use crate::Context;
 use crate::error::Error;
 use crate::index::ActionsBySb;
+use crate::lean::CachedScheduledBackup;
 
 /// When an action finished, for ordering: its `completionTime`, else its creation.
 fn finished_at(action: &RequestedBackupAction) -> Option<Timestamp> {
@@ -30,10 +31,10 @@ fn finished_at(action: &RequestedBackupAction) -> Option<Timestamp> {
 /// The finished actions of `sb` beyond its limits, oldest first, as `(name, uid)`. `actions` may hold actions of
 /// any ScheduledBackup and namespace.
 pub fn beyond_limits<'a>(
-    sb: &ScheduledBackup,
+    sb: &CachedScheduledBackup,
     actions: impl IntoIterator<Item = &'a RequestedBackupAction>,
 ) -> Vec<(String, String)> {
-    let (keep_succeeded, keep_failed) = sb.spec.actions_history_limits();
+    let (keep_succeeded, keep_failed) = sb.actions_history_limits();
     let (namespace, name) = (sb.namespace(), sb.name_any());
     let mine: Vec<&RequestedBackupAction> = actions
         .into_iter()
@@ -130,17 +131,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn sb(limits: serde_json::Value) -> ScheduledBackup {
+    fn sb(limits: serde_json::Value) -> CachedScheduledBackup {
         let mut spec = json!({"operation": "backup", "templateRef": {"kind": "internal", "name": "pg15"},
             "gpgKeySecretRef": {"secretName": "k"}, "tokenSecretRef": {"secretName": "t"}});
         for (k, v) in limits.as_object().unwrap() {
             spec[k] = v.clone();
         }
-        serde_json::from_value(
+        let typed: crd_types::ScheduledBackup = serde_json::from_value(
             json!({"apiVersion": "riotkit.org/v1alpha1", "kind": "ScheduledBackup",
             "metadata": {"name": "app1", "namespace": "ns"}, "spec": spec}),
         )
-        .unwrap()
+        .unwrap();
+        CachedScheduledBackup::from(&typed)
     }
 
     fn action(name: &str, sb: &str, phase: Option<&str>, done: &str) -> RequestedBackupAction {

@@ -2,6 +2,11 @@
 //! it, so memory grows with what the controller needs, not with what users and other controllers put in objects
 //! (a Job's pod template, an SB's run history, a finished action's failure output).
 //!
+//! Jobs and ScheduledBackups are decoded straight into cache types of their own ([`CachedJob`],
+//! [`CachedScheduledBackup`]): a k8s-openapi `Job` with `spec: None` still has the inline size of its spec, so
+//! the saving comes from the type, not from clearing fields. Actions and PodTemplates keep their own types (the
+//! reconcile and the executor builder read them), cut down in place.
+//!
 //! Nothing here compares a cached object with a desired one: executors are created once and never updated (no
 //! drift to correct), so a Job's spec is never needed after its creation.
 
@@ -9,12 +14,11 @@ use std::sync::Arc;
 
 use controller_runtime::cache::{Watched, Watches, restarting_watch};
 use crd_types::constants::condition_types;
-use crd_types::{
-    RequestedBackupAction, RequestedBackupActionStatus, ScheduledBackup, ScheduledBackupStatus,
-};
+use crd_types::scheduled_backup::DEFAULT_ACTIONS_HISTORY_LIMIT;
+use crd_types::{RequestedBackupAction, RequestedBackupActionStatus, ScheduledBackup};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::{Job, JobStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -35,9 +39,56 @@ pub fn strip_common<K: Resource>(object: &mut K) {
     }
 }
 
+/// A Job as this controller caches it: metadata and status only. The watch decodes Jobs straight into it, so
+/// the spec (the whole pod template) is never even allocated; a `Job` with `spec: None` would still carry the
+/// spec's inline size (about 3 KB per Job).
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct CachedJob {
+    /// Identity, labels, owners, deletion.
+    pub metadata: ObjectMeta,
+    /// What the Job controller reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<JobStatus>,
+}
+
+impl Resource for CachedJob {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+        "Job".into()
+    }
+    fn group(_: &()) -> std::borrow::Cow<'_, str> {
+        "batch".into()
+    }
+    fn version(_: &()) -> std::borrow::Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+        "jobs".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl From<&CachedJob> for Job {
+    /// The cached Job as a `Job` without a spec (what [`crate::status::job_view`] and the executor code read).
+    fn from(cached: &CachedJob) -> Job {
+        Job {
+            metadata: cached.metadata.clone(),
+            spec: None,
+            status: cached.status.clone(),
+        }
+    }
+}
+
 /// A Job as the controller reads it: identity, labels, owners (who controls it, which action it triggers),
-/// deletion, and the status fields [`crate::status::job_view`] reads. The spec (the whole pod template) goes.
-pub fn job(job: &mut Job) {
+/// deletion, and the status fields [`crate::status::job_view`] reads.
+pub fn job(job: &mut CachedJob) {
     let meta = std::mem::take(&mut job.metadata);
     job.metadata = ObjectMeta {
         name: meta.name,
@@ -49,7 +100,6 @@ pub fn job(job: &mut Job) {
         deletion_timestamp: meta.deletion_timestamp,
         ..Default::default()
     };
-    job.spec = None;
     job.status = job.status.take().map(|status| JobStatus {
         conditions: status.conditions,
         start_time: status.start_time,
@@ -61,9 +111,108 @@ pub fn job(job: &mut Job) {
     });
 }
 
-/// A ScheduledBackup as the controller reads it: identity, its spec (history limits) and its `Ready` condition
-/// (which gates its actions). Its run history, children and other conditions go.
-pub fn scheduled_backup(sb: &mut ScheduledBackup) {
+/// A ScheduledBackup as this controller caches it: identity, its history limits and its `Ready` condition (which
+/// gates its actions). Decoded straight from the watch: the rest of its spec (vars, template, secrets) and
+/// status (run history, children) is never allocated.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct CachedScheduledBackup {
+    /// Identity.
+    pub metadata: ObjectMeta,
+    /// The history limits.
+    #[serde(default)]
+    pub spec: HistoryLimits,
+    /// The `Ready` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ReadyStatus>,
+}
+
+/// `spec.successfulActionsHistoryLimit` / `spec.failedActionsHistoryLimit` of a ScheduledBackup.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryLimits {
+    /// Finished successful actions to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successful_actions_history_limit: Option<i32>,
+    /// Finished failed actions to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_actions_history_limit: Option<i32>,
+}
+
+/// The conditions of a ScheduledBackup's status (only `Ready` once projected).
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct ReadyStatus {
+    /// Conditions.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+impl CachedScheduledBackup {
+    /// `(successful, failed)` finished actions to keep, defaulted as the ScheduledBackup's own spec does.
+    pub fn actions_history_limits(&self) -> (usize, usize) {
+        let limit = |v: Option<i32>| {
+            v.map_or(DEFAULT_ACTIONS_HISTORY_LIMIT, |n| {
+                usize::try_from(n).unwrap_or(0)
+            })
+        };
+        (
+            limit(self.spec.successful_actions_history_limit),
+            limit(self.spec.failed_actions_history_limit),
+        )
+    }
+
+    /// Its conditions (empty without a status).
+    pub fn conditions(&self) -> &[Condition] {
+        self.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default()
+    }
+}
+
+impl From<&ScheduledBackup> for CachedScheduledBackup {
+    /// What the cache holds of a typed ScheduledBackup (the same as decoding its JSON, then [`scheduled_backup`]).
+    fn from(sb: &ScheduledBackup) -> Self {
+        let mut cached = CachedScheduledBackup {
+            metadata: sb.metadata.clone(),
+            spec: HistoryLimits {
+                successful_actions_history_limit: sb.spec.successful_actions_history_limit,
+                failed_actions_history_limit: sb.spec.failed_actions_history_limit,
+            },
+            status: sb.status.as_ref().map(|s| ReadyStatus {
+                conditions: s.conditions.clone(),
+            }),
+        };
+        scheduled_backup(&mut cached);
+        cached
+    }
+}
+
+impl Resource for CachedScheduledBackup {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
+        ScheduledBackup::kind(dt)
+    }
+    fn group(dt: &()) -> std::borrow::Cow<'_, str> {
+        ScheduledBackup::group(dt)
+    }
+    fn version(dt: &()) -> std::borrow::Cow<'_, str> {
+        ScheduledBackup::version(dt)
+    }
+    fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
+        ScheduledBackup::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// Keeps a cached ScheduledBackup's identity and `Ready` condition.
+pub fn scheduled_backup(sb: &mut CachedScheduledBackup) {
     let meta = std::mem::take(&mut sb.metadata);
     sb.metadata = ObjectMeta {
         name: meta.name,
@@ -74,14 +223,12 @@ pub fn scheduled_backup(sb: &mut ScheduledBackup) {
         deletion_timestamp: meta.deletion_timestamp,
         ..Default::default()
     };
-    sb.status = sb.status.take().map(|status| ScheduledBackupStatus {
-        conditions: status
+    if let Some(status) = &mut sb.status {
+        status
             .conditions
-            .into_iter()
-            .filter(|c| c.type_ == condition_types::READY)
-            .collect(),
-        ..Default::default()
-    });
+            .retain(|c| c.type_ == condition_types::READY);
+        status.conditions.shrink_to_fit();
+    }
 }
 
 /// An action as the controller reads it. One that has not finished is kept whole (its status is compared with
@@ -152,6 +299,7 @@ mod tests {
     use super::*;
     use crate::executor::controlled_by;
     use crate::status::job_view;
+    use kube::runtime::reflector::ObjectRef;
     use serde_json::{Value, json};
 
     fn managed_fields() -> Value {
@@ -160,7 +308,18 @@ mod tests {
     }
 
     fn full_job(status: Value) -> Job {
-        serde_json::from_value(json!({
+        serde_json::from_value(job_json(status)).unwrap()
+    }
+
+    /// A Job as the watch decodes it into the cache, projected.
+    fn cached(status: Value) -> CachedJob {
+        let mut cached: CachedJob = serde_json::from_value(job_json(status)).unwrap();
+        job(&mut cached);
+        cached
+    }
+
+    fn job_json(status: Value) -> Value {
+        json!({
             "apiVersion": "batch/v1", "kind": "Job",
             "metadata": {
                 "name": "a1", "namespace": "ns", "uid": "job-uid", "resourceVersion": "42",
@@ -176,25 +335,23 @@ mod tests {
                 {"name": "backup-maker", "image": "i", "command": ["/bin/sh", "-c", "a long script"],
                  "env": [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}}},
             "status": status,
-        }))
-        .unwrap()
+        })
     }
 
     #[test]
     fn a_cached_job_keeps_identity_owners_and_status_and_loses_its_spec() {
-        let original = full_job(json!({
+        let status = json!({
             "active": 0, "failed": 3, "startTime": "2026-01-01T00:00:01Z", "ready": 0,
             "uncountedTerminatedPods": {"failed": ["p1"]},
             "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
                             "message": "Job has reached the specified backoff limit",
                             "lastTransitionTime": "2026-01-01T00:05:00Z"}]
-        }));
-        let mut lean = original.clone();
-        job(&mut lean);
+        });
+        let original = full_job(status.clone());
+        let lean = cached(status);
         assert_eq!(
             serde_json::to_value(&lean).unwrap(),
             json!({
-                "apiVersion": "batch/v1", "kind": "Job",
                 "metadata": {
                     "name": "a1", "namespace": "ns", "uid": "job-uid", "resourceVersion": "42",
                     "labels": {"riotkit.org/requested-backup-action": "a1"},
@@ -208,10 +365,23 @@ mod tests {
             })
         );
         // What the controller reads of it is unchanged.
-        assert_eq!(job_view(&lean), job_view(&original));
+        assert_eq!(job_view(&Job::from(&lean)), job_view(&original));
         assert!(controlled_by(&lean, "action-uid"));
         assert!(!controlled_by(&lean, "job-uid"));
+        assert_eq!(
+            ObjectRef::from_obj(&lean),
+            ObjectRef::<CachedJob>::new("a1").within("ns")
+        );
+        assert_eq!(
+            CachedJob::url_path(&(), Some("ns")),
+            Job::url_path(&(), Some("ns")),
+            "watched at the Jobs' own URL"
+        );
         assert!(json_size(&lean) < json_size(&original) / 2);
+        assert!(
+            std::mem::size_of::<CachedJob>() < std::mem::size_of::<Job>() / 2,
+            "no room for a spec in the cached type"
+        );
     }
 
     #[test]
@@ -224,10 +394,8 @@ mod tests {
             json!({"startTime": "2026-01-01T00:00:01Z", "completionTime": "2026-01-01T00:01:00Z", "succeeded": 1,
                    "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-01-01T00:01:00Z"}]}),
         ] {
-            let original = full_job(status);
-            let mut lean = original.clone();
-            job(&mut lean);
-            assert_eq!(job_view(&lean), job_view(&original));
+            let original = full_job(status.clone());
+            assert_eq!(job_view(&Job::from(&cached(status))), job_view(&original));
         }
     }
 
@@ -262,7 +430,11 @@ mod tests {
     }
 
     fn sb() -> ScheduledBackup {
-        serde_json::from_value(json!({
+        serde_json::from_value(sb_json()).unwrap()
+    }
+
+    fn sb_json() -> Value {
+        json!({
             "apiVersion": "riotkit.org/v1alpha1", "kind": "ScheduledBackup",
             "metadata": {"name": "app1", "namespace": "ns", "uid": "sb-uid", "resourceVersion": "7", "generation": 3,
                          "labels": {"team": "a"}, "annotations": {LAST_APPLIED: "{}"}, "managedFields": managed_fields()},
@@ -277,37 +449,53 @@ mod tests {
                 "lastFailureMessage": "a long output", "consecutiveFailures": 3,
                 "childrenResourcesHealth": [{"apiVersion": "batch/v1", "kind": "Job", "name": "j",
                                              "message": "failed", "succeeded": false, "running": false, "failed": true}]}
-        }))
-        .unwrap()
+        })
     }
 
     #[test]
-    fn a_cached_scheduled_backup_keeps_its_spec_uid_and_ready_condition_only() {
-        let original = sb();
-        let mut lean = original.clone();
-        scheduled_backup(&mut lean);
-        assert_eq!(lean.spec, original.spec);
-        assert_eq!(lean.uid().as_deref(), Some("sb-uid"));
-        assert_eq!(lean.spec.actions_history_limits(), (2, 1));
-        let status = lean.status.as_ref().unwrap();
+    fn a_cached_scheduled_backup_is_its_identity_history_limits_and_ready_condition() {
+        // As the watch decodes it: nothing else is ever allocated.
+        let mut decoded: CachedScheduledBackup = serde_json::from_value(sb_json()).unwrap();
+        scheduled_backup(&mut decoded);
         assert_eq!(
-            status
-                .conditions
-                .iter()
-                .map(|c| c.type_.as_str())
-                .collect::<Vec<_>>(),
-            ["Ready"]
+            serde_json::to_value(&decoded).unwrap(),
+            json!({
+                "metadata": {"name": "app1", "namespace": "ns", "uid": "sb-uid", "resourceVersion": "7", "generation": 3},
+                "spec": {"successfulActionsHistoryLimit": 2, "failedActionsHistoryLimit": 1},
+                "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "WaitingForKeySecret",
+                    "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+            })
         );
-        assert_eq!(status.last_failure_message, None);
-        assert!(status.children_resources_health.is_empty());
-        assert!(is_stripped(&lean) && lean.metadata.annotations.is_none());
-        // The gate reads the same.
-        let gate = |sb: &ScheduledBackup| {
-            crate::executor::check_scheduled_backup(Some(sb), "ns", "app1")
-                .unwrap_err()
-                .to_string()
-        };
-        assert_eq!(gate(&lean), gate(&original));
+        let typed = sb();
+        assert_eq!(
+            decoded,
+            CachedScheduledBackup::from(&typed),
+            "watched and typed agree"
+        );
+        assert_eq!(
+            decoded.actions_history_limits(),
+            typed.spec.actions_history_limits()
+        );
+        let mut unlimited = sb_json();
+        unlimited["spec"] = json!({"operation": "backup"});
+        let unlimited: CachedScheduledBackup = serde_json::from_value(unlimited).unwrap();
+        assert_eq!(
+            unlimited.actions_history_limits(),
+            (DEFAULT_ACTIONS_HISTORY_LIMIT, DEFAULT_ACTIONS_HISTORY_LIMIT)
+        );
+        assert_eq!(
+            CachedScheduledBackup::url_path(&(), Some("ns")),
+            ScheduledBackup::url_path(&(), Some("ns")),
+            "watched at the ScheduledBackups' own URL"
+        );
+        assert!(
+            std::mem::size_of::<CachedScheduledBackup>() < std::mem::size_of::<ScheduledBackup>()
+        );
+        // The gate reads its Ready condition.
+        let gate = crate::executor::check_scheduled_backup(Some(&decoded), "ns", "app1")
+            .unwrap_err()
+            .to_string();
+        assert!(gate.contains("WaitingForKeySecret"), "{gate}");
     }
 
     fn rba(status: Value) -> RequestedBackupAction {
@@ -371,10 +559,10 @@ mod tests {
             assert_eq!(status.healthy, None);
         }
         // History limits choose the same actions from lean copies.
-        let limits: ScheduledBackup = {
+        let limits = {
             let mut sb = sb();
             sb.spec.successful_actions_history_limit = Some(0);
-            sb
+            CachedScheduledBackup::from(&sb)
         };
         let full = [rba(finished_status("Succeeded"))];
         let lean = [action_of(&full[0])];

@@ -7,7 +7,7 @@
 //!   proceeds when it appears); and, once discovery finds Argo Workflows installed, labelled
 //!   `argoproj.io/v1alpha1` Workflows.
 //! - **Caches lean** ([`lean`]): each watched object is cut down to what is read before it is cached (a Job to its
-//!   identity, owners and status; a ScheduledBackup to its spec and `Ready`; a finished action to its phase and
+//!   identity, owners and status; a ScheduledBackup to its history limits and `Ready`; a finished action to its phase and
 //!   times). SB events find the waiting actions, and history limits an SB's finished ones, through an index
 //!   ([`index`]) kept from the action watch: no lookup scans every action.
 //! - **Reads nothing else**: the executor is built from the PodTemplate ([`crd_types::executor`]); no template is
@@ -39,9 +39,8 @@ use std::sync::Arc;
 
 use controller_runtime::cache::{Watches, scoped_api};
 use controller_runtime::metrics::ControllerMetrics;
+use crd_types::RequestedBackupAction;
 use crd_types::constants::{field_managers::SCHEDULED_CONTROLLER, labels};
-use crd_types::{RequestedBackupAction, ScheduledBackup};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PodTemplate;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, controller, watcher};
@@ -62,9 +61,9 @@ pub struct Context {
     /// Event publisher (reporter `action-controller`).
     pub events: controller_runtime::events::Publisher,
     /// Jobs labelled with an action.
-    pub jobs: Store<Job>,
+    pub jobs: Store<lean::CachedJob>,
     /// ScheduledBackups (their Ready condition gates actions; their history limits).
-    pub scheduled_backups: Store<ScheduledBackup>,
+    pub scheduled_backups: Store<lean::CachedScheduledBackup>,
     /// Every action (finished ones cut down to their phase and times, see [`lean::action`]).
     pub actions: Store<RequestedBackupAction>,
     /// Those actions by ScheduledBackup, waiting or finished (history limits read one SB's finished actions).
@@ -87,7 +86,7 @@ pub struct Context {
 /// actions are never visited).
 pub fn waiting_on(
     index: &index::ActionsBySb,
-    sb: &ScheduledBackup,
+    sb: &lean::CachedScheduledBackup,
 ) -> Vec<ObjectRef<RequestedBackupAction>> {
     index.waiting(&sb.namespace().unwrap_or_default(), &sb.name_any())
 }
@@ -111,7 +110,7 @@ pub async fn run(
         config.metrics.clone(),
     );
     let (jobs, job_stream) = lean::cached_lean(
-        scoped_api::<Job>(&client, ns.as_deref()),
+        scoped_api::<lean::CachedJob>(&client, ns.as_deref()),
         // `--shard-selector` on every cache: Jobs carry their action's shard label, PodTemplates their SB's.
         config
             .shard
@@ -121,7 +120,7 @@ pub async fn run(
         |_| {},
     );
     let (scheduled_backups, sb_stream) = lean::cached_lean(
-        scoped_api::<ScheduledBackup>(&client, ns.as_deref()),
+        scoped_api::<lean::CachedScheduledBackup>(&client, ns.as_deref()),
         config.shard.watch(watcher::Config::default()),
         &watches,
         lean::scheduled_backup,
@@ -180,7 +179,7 @@ pub async fn run(
     let woken = context.clone();
     let results = controller
         .owns_stream(job_stream)
-        .watches_stream(sb_stream, move |sb: ScheduledBackup| {
+        .watches_stream(sb_stream, move |sb: lean::CachedScheduledBackup| {
             waiting_on(&actions_by_sb, &sb)
         })
         .watches_stream(pod_template_stream, move |pod_template: PodTemplate| {
