@@ -239,7 +239,7 @@ impl JobRuns {
         self.summaries.get(key)
     }
 
-    /// How many finished Jobs are filed (tests and the bench).
+    /// How many finished Jobs are filed.
     pub fn len(&self) -> usize {
         self.filed.len()
     }
