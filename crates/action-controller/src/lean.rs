@@ -86,8 +86,9 @@ impl From<&CachedJob> for Job {
     }
 }
 
-/// A Job as the controller reads it: identity, labels, owners (who controls it, which action it triggers),
-/// deletion, and the status fields [`crate::status::job_view`] reads.
+/// A Job as the controller reads it: identity, owners (who controls it, which action it triggers), deletion, and
+/// the status fields [`crate::status::job_view`] reads. Its labels go too: the watch selects by label on the
+/// server, and nothing here reads them (about 0.7 KB per Job).
 pub fn job(job: &mut CachedJob) {
     let meta = std::mem::take(&mut job.metadata);
     job.metadata = ObjectMeta {
@@ -95,7 +96,6 @@ pub fn job(job: &mut CachedJob) {
         namespace: meta.namespace,
         uid: meta.uid,
         resource_version: meta.resource_version,
-        labels: meta.labels,
         owner_references: meta.owner_references,
         deletion_timestamp: meta.deletion_timestamp,
         ..Default::default()
@@ -339,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_job_keeps_identity_owners_and_status_and_loses_its_spec() {
+    fn a_cached_job_keeps_identity_owners_and_status_and_loses_its_spec_and_labels() {
         let status = json!({
             "active": 0, "failed": 3, "startTime": "2026-01-01T00:00:01Z", "ready": 0,
             "uncountedTerminatedPods": {"failed": ["p1"]},
@@ -354,7 +354,6 @@ mod tests {
             json!({
                 "metadata": {
                     "name": "a1", "namespace": "ns", "uid": "job-uid", "resourceVersion": "42",
-                    "labels": {"riotkit.org/requested-backup-action": "a1"},
                     "ownerReferences": [{"apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction",
                                          "name": "a1", "uid": "action-uid", "controller": true, "blockOwnerDeletion": true}],
                 },

@@ -6,9 +6,9 @@
 //!   becomes Ready); the PodTemplates the scheduled-controller manages (an action waiting for `<sb>-<operation>`
 //!   proceeds when it appears); and, once discovery finds Argo Workflows installed, labelled
 //!   `argoproj.io/v1alpha1` Workflows.
-//! - **Caches lean** ([`lean`]): each watched object is cut down to what is read before it is cached (a Job to its
-//!   identity, owners and status; a ScheduledBackup to its history limits and `Ready`; a finished action to its phase and
-//!   times). SB events find the waiting actions, and history limits an SB's finished ones, through an index
+//! - **Caches lean** ([`lean`]): each watched object is cut down to what is read before it is cached (a Job to
+//!   its identity, owners and status; a ScheduledBackup to its history limits and `Ready`; a finished action to
+//!   its phase and times). SB events find the waiting actions, and history limits an SB's finished ones, through an index
 //!   ([`index`]) kept from the action watch: no lookup scans every action.
 //! - **Reads nothing else**: the executor is built from the PodTemplate ([`crd_types::executor`]); no template is
 //!   rendered and no Secret is read, so its ClusterRole grants neither Secrets nor procedure templates.
