@@ -100,11 +100,6 @@ impl<K: Watched> LeanCache<K> {
         self.store.get(&ObjectRef::new(name).within(namespace))
     }
 
-    /// The store of stripped objects.
-    pub fn store(&self) -> &Store<K> {
-        &self.store
-    }
-
     /// Whether the content of `object` (a stripped object from this cache) holds what the caller wants: true
     /// when its version was verified before, else `wanted` decides on the full object, and a match is
     /// remembered (the full object is dropped). False when nothing is known (the caller then applies).
@@ -190,6 +185,36 @@ where
         .filter_map(|event| std::future::ready(event.ok().map(Ok)))
         .touched_objects();
     (LeanCache { store, state }, stream)
+}
+
+/// A watch cache of `api` keeping each object as `strip` leaves it, for kinds that are only read (a Job's
+/// outcome), never compared with a desired object: no full copy is ever kept. `observe` sees every stripped
+/// event (to keep an index current).
+pub fn projected<K>(
+    api: kube::Api<K>,
+    config: watcher::Config,
+    watches: &Arc<Watches>,
+    strip: fn(&mut K),
+    observe: impl Fn(&watcher::Event<K>) + Send + 'static,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Watched,
+{
+    let (store, writer) = reflector::store();
+    let events = restarting_watch(api, config, watches).map(move |event| {
+        event.map(|event| {
+            let event = event.modify(strip);
+            observe(&event);
+            event
+        })
+    });
+    let stream = reflector::reflector(writer, events)
+        .filter_map(|event| std::future::ready(event.ok().map(Ok)))
+        .touched_objects();
+    (store, stream)
 }
 
 /// Strips a ConfigMap to its metadata.

@@ -62,7 +62,7 @@ pub struct Stores {
     /// Managed CronJobs (likewise, keeping status, schedule and `suspend`).
     pub cron_jobs: LeanCache<CronJob>,
     /// Jobs labelled with a ScheduledBackup (metadata and status).
-    pub jobs: LeanCache<Job>,
+    pub jobs: Store<Job>,
     /// Those Jobs by the uid of their owner (a CronJob's runs without scanning every Job).
     pub jobs_by_owner: Arc<ReverseIndex<Job>>,
     /// The Pods of those Jobs, stripped to their terminated states (see [`pods`]).
@@ -156,7 +156,7 @@ pub async fn run(
             .collect()
     }));
     // Jobs are only read for their outcome: cached as metadata and status.
-    let (jobs, job_stream) = lean_cached(
+    let (jobs, job_stream) = lean::projected(
         scoped_api::<Job>(&client, ns.as_deref()),
         labelled_jobs,
         &watches,

@@ -306,7 +306,7 @@ fn observe_runs(
         .map(|cron_uid| ctx.stores.jobs_by_owner.get(&cron_uid))
         .unwrap_or_default()
         .iter()
-        .filter_map(|job| ctx.stores.jobs.store().get(job))
+        .filter_map(|job| ctx.stores.jobs.get(job))
         .collect();
     let job_refs: Vec<&Job> = jobs.iter().map(|j| j.as_ref()).collect();
     // Only the Pods of failed Jobs matter (their termination messages), found through the owner index.
