@@ -644,6 +644,10 @@ impl Access {
             Ok(user) => user,
             Err(e) => return routes::error_response(&e),
         };
+        // Open to every authenticated identity (system:discovery) and answered without the store.
+        if routes::is_version(&parts.method, parts.uri.path()) {
+            return routes::version_response();
+        }
         let body = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) => {

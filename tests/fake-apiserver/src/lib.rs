@@ -486,14 +486,52 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let route_rules = self.route_rules.clone();
+        if routes::is_version(req.method(), req.uri().path()) {
+            // Answered without the store (authentication only, see auth), still subject to the route rules.
+            let (store, access) = (self.store.clone(), self.access.clone());
+            return Box::pin(async move {
+                route_rules.hold(&outage::RouteRequest::of(&req)).await;
+                Ok(access.handle(&store, req).await)
+            });
+        }
         store::ensure_gc_task(&self.store);
         self.kcm.ensure_running(&self.store);
         let store = self.store.clone();
         let access = self.access.clone();
-        let route_rules = self.route_rules.clone();
         Box::pin(async move {
             route_rules.hold(&outage::RouteRequest::of(&req)).await;
             Ok(access.handle(&store, req).await)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn version_is_answered_while_the_store_is_busy() {
+        let fake = FakeApiServer::new();
+        let client = fake.client();
+        // A long request holding the store (a large list, an expensive apply) must not delay /version.
+        let (held, busy) = std::sync::mpsc::channel();
+        let store = fake.clone();
+        let holder = std::thread::spawn(move || {
+            let _guard = store.lock();
+            held.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(3));
+        });
+        busy.recv().unwrap();
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            client.apiserver_version(),
+        )
+        .await;
+        assert!(
+            matches!(answer, Ok(Ok(_))),
+            "no /version answer while the store was held"
+        );
+        holder.join().unwrap();
     }
 }

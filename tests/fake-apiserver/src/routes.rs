@@ -77,15 +77,25 @@ pub(crate) fn parse_query(query: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// `GET /version`: answered like the real server's, without storage.
+pub(crate) fn is_version(method: &Method, path: &str) -> bool {
+    method == Method::GET && path.trim_end_matches('/') == "/version"
+}
+
+/// The `/version` answer.
+pub(crate) fn version_response() -> Response<ResponseBody> {
+    json_response(200, &version_document())
+}
+
+fn version_document() -> Value {
+    json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake", "platform": "linux/amd64"})
+}
+
 fn route(store: &Store, path: &str) -> Result<Route, ApiError> {
     let reg = &store.registry;
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match segs.as_slice() {
-        ["version"] => {
-            return Ok(Route::Document(json!({
-                "major": "1", "minor": "33", "gitVersion": "v1.33.0-fake", "platform": "linux/amd64"
-            })));
-        }
+        ["version"] => return Ok(Route::Document(version_document())),
         ["api"] => return Ok(Route::Document(reg.core_versions())),
         ["apis"] => return Ok(Route::Document(reg.group_list())),
         ["apis", g] => {
@@ -278,6 +288,11 @@ impl Incoming {
 
 /// Answers one request.
 pub(crate) fn handle(store: &Mutex<Store>, req: Incoming) -> Response<ResponseBody> {
+    // Like the real server's /version, answered without touching storage: a server busy with large lists
+    // still answers it at once (the controllers' outage probe relies on that).
+    if is_version(&req.method, &req.path) {
+        return version_response();
+    }
     let route = {
         let guard = store.lock().unwrap_or_else(|p| p.into_inner());
         route(&guard, &req.path)
