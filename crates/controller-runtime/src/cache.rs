@@ -293,12 +293,28 @@ pub fn cached_with<K>(
 where
     K: Watched,
 {
+    cached_mapped(api, config, watches, move |event| {
+        observe(&event);
+        event
+    })
+}
+
+/// The plumbing of every watch cache: each event of [`restarting_watch`] goes through `map` (strip, index)
+/// before the reflector stores it; the stream yields the objects touched, without errors.
+pub(crate) fn cached_mapped<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    watches: &Arc<Watches>,
+    mut map: impl FnMut(watcher::Event<K>) -> watcher::Event<K> + Send + 'static,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Watched,
+{
     let (store, writer) = reflector::store();
-    let events = restarting_watch(api, config, watches).inspect(move |event| {
-        if let Ok(event) = event {
-            observe(event);
-        }
-    });
+    let events = restarting_watch(api, config, watches).map(move |event| event.map(&mut map));
     let stream = reflector::reflector(writer, events)
         .filter_map(|event| std::future::ready(event.ok().map(Ok)))
         .touched_objects();

@@ -18,14 +18,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplate, Secret};
 use kube::ResourceExt;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 
-use crate::cache::{Watched, Watches, restarting_watch};
+use crate::cache::{Watched, Watches, cached_mapped};
 
 /// A watch cache of stripped objects plus the full objects whose content no reconcile has checked yet.
 pub struct LeanCache<K: Watched> {
@@ -167,23 +167,18 @@ pub fn lean_cached<K>(
 where
     K: Watched,
 {
-    let (store, writer) = reflector::store();
     let state = Arc::new(Mutex::new(Verification::default()));
     let recorder = state.clone();
-    let events = restarting_watch(api, config, watches).map(move |event| {
-        event.map(|event| {
-            recorder
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .observe(&event);
-            let event = event.modify(strip);
-            observe(&event);
-            event
-        })
+    let (store, stream) = cached_mapped(api, config, watches, move |event| {
+        // The verification sees the full object; the store and `observe` the stripped one.
+        recorder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(&event);
+        let event = event.modify(strip);
+        observe(&event);
+        event
     });
-    let stream = reflector::reflector(writer, events)
-        .filter_map(|event| std::future::ready(event.ok().map(Ok)))
-        .touched_objects();
     (LeanCache { store, state }, stream)
 }
 
@@ -203,18 +198,11 @@ pub fn projected<K>(
 where
     K: Watched,
 {
-    let (store, writer) = reflector::store();
-    let events = restarting_watch(api, config, watches).map(move |event| {
-        event.map(|event| {
-            let event = event.modify(strip);
-            observe(&event);
-            event
-        })
-    });
-    let stream = reflector::reflector(writer, events)
-        .filter_map(|event| std::future::ready(event.ok().map(Ok)))
-        .touched_objects();
-    (store, stream)
+    cached_mapped(api, config, watches, move |event| {
+        let event = event.modify(strip);
+        observe(&event);
+        event
+    })
 }
 
 /// Strips a ConfigMap to its metadata.
@@ -263,7 +251,7 @@ mod tests {
     }
 
     fn cache(events: &[watcher::Event<ConfigMap>]) -> LeanCache<ConfigMap> {
-        let (store, mut writer) = reflector::store();
+        let (store, mut writer) = kube::runtime::reflector::store();
         let mut state = Verification::default();
         for event in events {
             state.observe(event);

@@ -7,15 +7,15 @@
 
 use std::sync::Arc;
 
-use controller_runtime::cache::{Watches, restarting_watch};
+use controller_runtime::cache::Watches;
 use controller_runtime::index::ReverseIndex;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
 };
 use kube::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 
 /// Keeps only what [`crate::health::failure_output`] reads.
 pub fn strip(pod: &mut Pod) {
@@ -56,18 +56,9 @@ pub fn cached(
     Store<Pod>,
     impl Stream<Item = Result<Pod, watcher::Error>> + Send + 'static,
 ) {
-    let (store, writer) = reflector::store();
-    let events = restarting_watch(api, config, watches)
-        .modify(strip)
-        .inspect(move |event| {
-            if let Ok(event) = event {
-                by_owner.observe(event);
-            }
-        });
-    let stream = reflector::reflector(writer, events)
-        .filter_map(|event| std::future::ready(event.ok().map(Ok)))
-        .touched_objects();
-    (store, stream)
+    controller_runtime::lean::projected(api, config, watches, strip, move |event| {
+        by_owner.observe(event)
+    })
 }
 
 /// Owner uids of a Pod (its Job's).
