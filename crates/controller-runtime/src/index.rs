@@ -118,6 +118,34 @@ where
     }
 }
 
+/// Per key (e.g. a Secret's `namespace/name`), how many watch events it had. Something computed from an object
+/// at epoch E is stale once its epoch moved: cheaper than comparing content, and safe across a re-list (which
+/// bumps every key it touches).
+#[derive(Default)]
+pub struct Epochs(std::sync::Mutex<HashMap<String, u64>>);
+
+impl Epochs {
+    /// `key` had a watch event.
+    pub fn bump(&self, key: &str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_string())
+            .or_default() += 1;
+    }
+
+    /// The epoch of `key` (0 before its first event).
+    pub fn get(&self, key: &str) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,60 +9,52 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use controller_runtime::index::Epochs;
+
 /// Verdicts `V` per question (a Secret and what is asked of it), with the epochs of the Secrets.
 pub struct Verdicts<V> {
-    state: Mutex<State<V>>,
-}
-
-struct State<V> {
-    /// Per Secret (`namespace/name`): how many watch events it had (only Secrets someone asked about).
-    epochs: HashMap<String, u64>,
+    epochs: Epochs,
     /// Per question: the Secret, the epoch the answer was read at, the answer.
-    answers: HashMap<String, (String, u64, V)>,
+    answers: Mutex<HashMap<String, (String, u64, V)>>,
 }
 
 impl<V> Default for Verdicts<V> {
     fn default() -> Self {
         Verdicts {
-            state: Mutex::new(State {
-                epochs: HashMap::new(),
-                answers: HashMap::new(),
-            }),
+            epochs: Epochs::default(),
+            answers: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl<V: Clone> Verdicts<V> {
-    fn state(&self) -> std::sync::MutexGuard<'_, State<V>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn answers(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, u64, V)>> {
+        self.answers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The Secret `key` had a watch event: every verdict on it is stale.
+    /// The Secret `key` had a watch event: every verdict on it is stale. Answers are not searched for here (that
+    /// would cost O(answers) per event): `get` checks the epoch.
     pub fn changed(&self, key: &str) {
-        // Answers are not searched for here (that would cost O(answers) per event): `get` checks the epoch.
-        *self.state().epochs.entry(key.to_string()).or_default() += 1;
+        self.epochs.bump(key);
     }
 
     /// The epoch of Secret `key`, to be read before reading the Secret.
     pub fn epoch(&self, key: &str) -> u64 {
-        self.state().epochs.get(key).copied().unwrap_or_default()
+        self.epochs.get(key)
     }
 
     /// Remembers `verdict` on `question` about Secret `key`, read at `epoch`; dropped if the Secret changed since.
     pub fn remember(&self, key: &str, question: String, epoch: u64, verdict: V) {
-        let mut state = self.state();
-        if state.epochs.get(key).copied().unwrap_or_default() == epoch {
-            state
-                .answers
+        if self.epochs.get(key) == epoch {
+            self.answers()
                 .insert(question, (key.to_string(), epoch, verdict));
         }
     }
 
     /// The remembered verdict on `question` about Secret `key`, if the Secret has not changed since.
     pub fn get(&self, key: &str, question: &str) -> Option<V> {
-        let state = self.state();
-        let now = state.epochs.get(key).copied().unwrap_or_default();
-        match state.answers.get(question) {
+        let now = self.epochs.get(key);
+        match self.answers().get(question) {
             Some((secret, epoch, verdict)) if secret == key && *epoch == now => {
                 Some(verdict.clone())
             }

@@ -33,18 +33,13 @@ pub struct Pass {
 #[derive(Default)]
 pub struct Memo {
     passes: Mutex<HashMap<String, Pass>>,
-    epochs: Mutex<HashMap<String, u64>>,
+    epochs: controller_runtime::index::Epochs,
 }
 
 impl Memo {
     /// A watch event of Secret `key` (`namespace/name`) that some SB refers to.
     pub fn secret_changed(&self, key: &str) {
-        *self
-            .epochs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key.to_string())
-            .or_default() += 1;
+        self.epochs.bump(key);
     }
 
     /// The fingerprint of `sb`'s inputs now.
@@ -63,13 +58,8 @@ impl Memo {
                 .and_then(|t| t.resource_version())
                 .hash(&mut h);
         }
-        let epochs = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
         for secret in crate::secrets_of(sb) {
-            epochs
-                .get(&secret)
-                .copied()
-                .unwrap_or_default()
-                .hash(&mut h);
+            self.epochs.get(&secret).hash(&mut h);
         }
         h.finish()
     }
